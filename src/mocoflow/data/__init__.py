@@ -1,0 +1,1 @@
+"""Task data: sources, the canonical item record and prompt templates."""

@@ -1,0 +1,1 @@
+"""Generation engines: one interface over backends, with a response cache and cost accounting."""
