@@ -1,0 +1,22 @@
+# mocoflow: download -> models -> generate -> collaborate -> score -> analyze -> plot.
+# Run the default study:   snakemake --cores all
+# Use another study config: snakemake --cores all --configfile configs/smoke.yaml
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/models.smk"
+include: "rules/generate.smk"
+include: "rules/collaborate.smk"
+include: "rules/score.smk"
+include: "rules/analyze.smk"
+
+
+rule all:
+    input:
+        TABLES,
+        FIGURES,
+    default_target: True

@@ -1,0 +1,108 @@
+def pool_members(pool):
+    return config["pools"][pool]
+
+
+def generation_inputs(wc):
+    """The shared per-model generations a run reads, keyed "model/split"."""
+    need = needs(wc.run)
+    splits = []
+    if Need.TEST_GENERATIONS in need:
+        splits.append("test")
+    if Need.DEV_GENERATIONS in need:
+        splits.append("dev")
+    return {
+        f"{m}/{s}": f"{RESULTS}/generations/{m}/{wc.task}/{s}.jsonl"
+        for m in pool_members(wc.pool)
+        for s in splits
+    }
+
+
+def collaborate_inputs(wc):
+    inputs = {
+        "cards": [f"{RESULTS}/models/{m}/card.json" for m in pool_members(wc.pool)],
+        "dev": f"{RESULTS}/data/{wc.task}/dev.jsonl",
+        "test": f"{RESULTS}/data/{wc.task}/test.jsonl",
+        "gens": list(generation_inputs(wc).values()),
+    }
+    if Need.MERGED_MODEL in needs(wc.run):
+        inputs["merged"] = f"{RESULTS}/merged/{wc.run}/{wc.pool}/card.json"
+    return inputs
+
+
+def run_params(wc):
+    return json.dumps(
+        {
+            "run": wc.run,
+            "method": RUN_METHOD[wc.run],
+            "method_params": config["methods"][wc.run].get("params", {}),
+            "pool": wc.pool,
+            "task": wc.task,
+            "decoding": DECODING,
+            "cache_dir": CACHE,
+            "device": DEVICE,
+            "gpus": run_gpus(wc),
+            "model_specs": {m: config["models"][m] for m in pool_members(wc.pool)},
+        }
+    )
+
+
+def run_gpus(wc):
+    need = needs(wc.run)
+    if Need.MODELS in need:
+        return sum(model_gpus(m) for m in pool_members(wc.pool))
+    if Need.MERGED_MODEL in need:
+        return 1
+    return 0
+
+
+rule merge:
+    """Weight-level methods: build the merged model of one pool once (cached like any model)."""
+    input:
+        cards=lambda wc: [f"{RESULTS}/models/{m}/card.json" for m in pool_members(wc.pool)],
+    output:
+        card=f"{RESULTS}/merged/{{run}}/{{pool}}/card.json",
+    params:
+        spec=lambda wc: json.dumps(
+            {
+                "run": wc.run,
+                "pool": wc.pool,
+                "method": RUN_METHOD[wc.run],
+                "method_params": config["methods"][wc.run].get("params", {}),
+            }
+        ),
+    log:
+        f"{RESULTS}/logs/merge/{{run}}/{{pool}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/merge/{{run}}/{{pool}}.tsv"
+    resources:
+        gpu=0,
+        mem_mb=16000,
+    shell:
+        "{PY} -m mocoflow.stages.merge --cards {input.cards} --card-out {output.card}"
+        " --params {params.spec:q} 2> {log}"
+
+
+rule collaborate:
+    """One configured method (a run) on one pool and one task."""
+    input:
+        unpack(collaborate_inputs),
+    output:
+        preds=f"{RESULTS}/runs/{{run}}/{{pool}}/{{task}}/test.jsonl",
+        usage=f"{RESULTS}/runs/{{run}}/{{pool}}/{{task}}/usage.json",
+    params:
+        spec=run_params,
+        gens=lambda wc: json.dumps(generation_inputs(wc)),
+        merged=lambda wc, input: f"--merged-card {input.merged}" if "merged" in input.keys() else "",
+    threads: min(4, workflow.cores)
+    log:
+        f"{RESULTS}/logs/collaborate/{{run}}/{{pool}}/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/collaborate/{{run}}/{{pool}}/{{task}}.tsv"
+    resources:
+        gpu=run_gpus,
+        mem_mb=8000,
+        runtime=240,
+    shell:
+        "OMP_NUM_THREADS={threads} {PY} -m mocoflow.stages.collaborate --params {params.spec:q}"
+        " --cards {input.cards} --dev {input.dev} --test {input.test} --gens {params.gens:q} {params.merged}"
+        " --out {output.preds} --usage {output.usage} 2> {log}"

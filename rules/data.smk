@@ -1,0 +1,19 @@
+rule prepare:
+    """Fetch or generate one task and write its canonical items per split."""
+    output:
+        train=f"{RESULTS}/data/{{task}}/train.jsonl",
+        dev=f"{RESULTS}/data/{{task}}/dev.jsonl",
+        test=f"{RESULTS}/data/{{task}}/test.jsonl",
+        meta=f"{RESULTS}/data/{{task}}/meta.json",
+    params:
+        spec=lambda wc: json.dumps(config["tasks"][wc.task]),
+        cache=CACHE,
+    log:
+        f"{RESULTS}/logs/prepare/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare/{{task}}.tsv"
+    resources:
+        gpu=0,
+    shell:
+        "{PY} -m mocoflow.data.prepare --task {wildcards.task} --spec-json {params.spec:q}"
+        " --cache-dir {params.cache}/downloads --out-dir $(dirname {output.meta}) 2> {log}"

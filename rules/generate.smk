@@ -1,0 +1,30 @@
+rule generate:
+    """One model x one task x one split: the shared generations every method reads."""
+    input:
+        card=f"{RESULTS}/models/{{model}}/card.json",
+        items=f"{RESULTS}/data/{{task}}/{{split}}.jsonl",
+    output:
+        gens=f"{RESULTS}/generations/{{model}}/{{task}}/{{split}}.jsonl",
+        usage=f"{RESULTS}/generations/{{model}}/{{task}}/{{split}}.usage.json",
+    params:
+        spec=lambda wc: json.dumps(
+            {
+                "decoding": DECODING,
+                "model_spec": config["models"][wc.model],
+                "cache_dir": CACHE,
+                "device": DEVICE,
+                "gpus": model_gpus(wc.model),
+            }
+        ),
+    threads: min(4, workflow.cores)
+    log:
+        f"{RESULTS}/logs/generate/{{model}}/{{task}}/{{split}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/generate/{{model}}/{{task}}/{{split}}.tsv"
+    resources:
+        gpu=lambda wc: model_gpus(wc.model),
+        mem_mb=8000,
+        runtime=120,
+    shell:
+        "OMP_NUM_THREADS={threads} {PY} -m mocoflow.stages.generate --card {input.card} --items {input.items}"
+        " --out {output.gens} --usage {output.usage} --params {params.spec:q} 2> {log}"

@@ -1,0 +1,40 @@
+rule score_single:
+    """Score one model's shared test generations (the single-model baselines)."""
+    input:
+        items=f"{RESULTS}/data/{{task}}/test.jsonl",
+        preds=f"{RESULTS}/generations/{{model}}/{{task}}/test.jsonl",
+        usage=f"{RESULTS}/generations/{{model}}/{{task}}/test.usage.json",
+    output:
+        f"{RESULTS}/scores/single/{{model}}/{{task}}.parquet",
+    params:
+        labels=lambda wc: json.dumps({"run": "single", "pool": wc.model, "model": wc.model}),
+    log:
+        f"{RESULTS}/logs/score/single/{{model}}/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/score/single/{{model}}/{{task}}.tsv"
+    resources:
+        gpu=0,
+    shell:
+        "{PY} -m mocoflow.stages.score --items {input.items} --predictions {input.preds}"
+        " --usage {input.usage} --labels {params.labels:q} --out {output} 2> {log}"
+
+
+rule score_run:
+    """Score one run's predictions item by item, with cost columns."""
+    input:
+        items=f"{RESULTS}/data/{{task}}/test.jsonl",
+        preds=f"{RESULTS}/runs/{{run}}/{{pool}}/{{task}}/test.jsonl",
+        usage=f"{RESULTS}/runs/{{run}}/{{pool}}/{{task}}/usage.json",
+    output:
+        f"{RESULTS}/scores/runs/{{run}}/{{pool}}/{{task}}.parquet",
+    params:
+        labels=lambda wc: json.dumps({"run": wc.run, "pool": wc.pool, "model": ""}),
+    log:
+        f"{RESULTS}/logs/score/runs/{{run}}/{{pool}}/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/score/runs/{{run}}/{{pool}}/{{task}}.tsv"
+    resources:
+        gpu=0,
+    shell:
+        "{PY} -m mocoflow.stages.score --items {input.items} --predictions {input.preds}"
+        " --usage {input.usage} --labels {params.labels:q} --out {output} 2> {log}"

@@ -1,0 +1,1 @@
+"""Tables from score files only (no torch)."""

@@ -1,0 +1,157 @@
+"""The method interface: a small class with typed hyperparameters and a declared list of needs."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mocoflow.data.schema import Item
+from mocoflow.engines.base import DecodingConfig, Engine
+from mocoflow.models import ModelRef
+from mocoflow.registry import Registry
+
+
+class Need(enum.Enum):
+    """What a method requires from the pipeline; the Snakefile wires inputs from these."""
+
+    TEST_GENERATIONS = "test_generations"  # every pool model's shared generations on test
+    DEV_GENERATIONS = "dev_generations"  # ... and on dev (implies the dev split)
+    SAME_TOKENIZER = "same_tokenizer"  # logit-level: next-token distributions must align
+    SAME_ARCHITECTURE = "same_architecture"  # weight-level: parameters must align
+    MERGED_MODEL = "merged_model"  # weight-level: a merge rule builds a model first
+    MODELS = "models"  # loads pool models itself (generates new text)
+
+
+class MethodError(RuntimeError):
+    """A method cannot run in this setting; the message names why."""
+
+
+@dataclass
+class RunContext:
+    """Everything a method run may read. Built by the collaborate stage."""
+
+    run: str
+    pool_name: str
+    pool: list[ModelRef]
+    task: str
+    items: dict[str, list[Item]]  # split -> items ("dev", "test")
+    generations: dict[str, dict[str, dict[str, dict[str, Any]]]]  # model -> split -> id -> record
+    decoding: DecodingConfig
+    engines: EngineProvider
+    workdir: Path
+    seed: int = 0
+    merged_model: ModelRef | None = None
+
+    def gen(self, model: str, split: str, item_id: str) -> dict[str, Any]:
+        try:
+            return self.generations[model][split][item_id]
+        except KeyError:
+            raise MethodError(f"no shared generation for model {model!r}, split {split!r}, item {item_id!r}"
+                              ) from None
+
+
+class EngineProvider:
+    """Loads each model at most once per job and hands the same engine back on every call."""
+
+    def __init__(self, factory: Any) -> None:
+        self._factory = factory  # callable(ModelRef) -> Engine
+        self._engines: dict[str, Engine] = {}
+
+    def get(self, ref: ModelRef) -> Engine:
+        if ref.name not in self._engines:
+            self._engines[ref.name] = self._factory(ref)
+        return self._engines[ref.name]
+
+    def loaded(self) -> dict[str, Engine]:
+        return dict(self._engines)
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """This method has no hyperparameters."""
+
+
+class Method(ABC):
+    """Base class: subclasses set ``name``, ``level``, ``needs``, ``Params`` and implement ``run``."""
+
+    name: ClassVar[str]
+    level: ClassVar[str]  # "api" | "text" | "logit" | "weight" | "baseline"
+    needs: ClassVar[frozenset[Need]] = frozenset()
+    Params: ClassVar[type] = NoParams
+
+    def __init__(self, params: dict[str, Any] | None = None) -> None:
+        self.params = build_params(self.Params, params or {}, self.name)
+
+    def check_pool(self, pool: list[ModelRef]) -> None:
+        """Raise MethodError when the pool cannot support this method (called before any work)."""
+        if Need.SAME_TOKENIZER in self.needs:
+            check_same(pool, "tokenizer", f"{self.name} needs one tokenizer")
+        if Need.SAME_ARCHITECTURE in self.needs:
+            check_same(pool, "architecture", f"{self.name} needs one architecture")
+
+    @abstractmethod
+    def run(self, ctx: RunContext) -> list[dict[str, Any]]:
+        """Return one prediction record per test item: ``id``, ``output`` and cost columns."""
+
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+
+def register(cls: type[Method]) -> type[Method]:
+    METHODS.register(cls.name)(cls)
+    return cls
+
+
+def build_params(params_cls: type, values: dict[str, Any], method: str) -> Any:
+    """Build the typed hyperparameters, refusing unknown keys with the valid ones listed."""
+    valid = {f.name for f in dataclasses.fields(params_cls)}
+    unknown = sorted(set(values) - valid)
+    if unknown:
+        raise MethodError(f"{method}: unknown hyperparameter(s) {unknown}; valid: {sorted(valid) or 'none'}")
+    return params_cls(**values)
+
+
+def check_same(pool: list[ModelRef], attribute: str, why: str) -> None:
+    groups: dict[str, list[str]] = {}
+    for ref in pool:
+        groups.setdefault(str(ref.card.get(attribute)), []).append(ref.name)
+    if len(groups) > 1:
+        described = "; ".join(f"{', '.join(names)}" for names in groups.values())
+        raise MethodError(f"{why}; pool has {len(groups)} different {attribute}s: {described}")
+
+
+def prediction(item_id: str, output: str, *, prompt_tokens: int = 0, generated_tokens: int = 0,
+               new_generated_tokens: int = 0, **extra: Any) -> dict[str, Any]:
+    """One prediction record. ``prompt_tokens``/``generated_tokens`` count everything the answer relied
+    on (including reused shared generations); ``new_generated_tokens`` only what this method generated."""
+    return {"id": item_id, "output": output, "prompt_tokens": prompt_tokens,
+            "generated_tokens": generated_tokens, "new_generated_tokens": new_generated_tokens, **extra}
+
+
+
+
+class MergeMethod(Method):
+    """Weight-level method: ``merge`` writes one HF model directory (run by the merge rule, cached like a
+    model), then ``run`` generates from it like from any single model."""
+
+    level = "weight"
+    needs = frozenset({Need.SAME_ARCHITECTURE, Need.MERGED_MODEL})
+
+    @abstractmethod
+    def merge(self, pool: list[ModelRef], out_dir: Path) -> Path:
+        """Write the merged model into ``out_dir`` and return the weights directory."""
+
+    def run(self, ctx: RunContext) -> list[dict[str, Any]]:
+        from mocoflow.data.prompts import build_prompt
+
+        if ctx.merged_model is None:
+            raise MethodError(f"{self.name}: the merged model is missing (the merge rule did not run)")
+        engine = ctx.engines.get(ctx.merged_model)
+        items = ctx.items["test"]
+        gens = engine.generate([build_prompt(i) for i in items], ctx.decoding, progress=f"{ctx.run} on {ctx.task}")
+        return [prediction(item.id, g.text, prompt_tokens=g.prompt_tokens, generated_tokens=g.generated_tokens,
+                           new_generated_tokens=g.generated_tokens) for item, g in zip(items, gens, strict=True)]

@@ -1,0 +1,147 @@
+"""Model sources and model cards: the ``models`` rule turns a config entry into ``card.json``.
+
+A card records where the weights are, their fingerprint, parameter count, and the tokenizer and
+architecture signatures that logit- and weight-level methods check before doing any work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mocoflow.registry import Registry
+
+log = logging.getLogger(__name__)
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model",
+                   "added_tokens.json", "chat_template.jinja",
+                   "special_tokens_map.json")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model as methods see it: its config name, weights path and card."""
+
+    name: str
+    path: str
+    card: dict[str, Any]
+    spec: dict[str, Any]
+
+    @classmethod
+    def from_card(cls, card_path: str | Path, spec: dict[str, Any] | None = None) -> ModelRef:
+        card = json.loads(Path(card_path).read_text())
+        return cls(name=card["name"], path=card["path"], card=card, spec=spec or {})
+
+
+# A model source builds or locates the weights: (name, spec, out_dir) -> weights directory.
+ModelSource = Callable[[str, dict[str, Any], Path], Path]
+MODEL_SOURCES: Registry[ModelSource] = Registry("model source")
+
+
+@MODEL_SOURCES.register("local")
+def local_source(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
+    """An existing HF-format directory (``path``); nothing is copied."""
+    if "path" not in spec:
+        raise ValueError(f"model {name!r}: source 'local' needs 'path'")
+    path = Path(spec["path"]).expanduser().resolve()
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"model {name!r}: {path} is not a Hugging Face model directory (no config.json)")
+    return path
+
+
+@MODEL_SOURCES.register("tiny")
+def tiny_source(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
+    """A tiny randomly initialised model built locally (tests and smoke runs). Spec keys: arch, seed,
+    n_layer, n_embd, tokenizer ("default" or "other"), train_texts + train_steps to bias its outputs."""
+    from mocoflow import testing
+
+    weights = out_dir / "weights"
+    tok_variant = spec.get("tokenizer", "default")
+    testing.build_tiny_model(weights, arch=spec.get("arch", "gpt2"), seed=int(spec.get("seed", 0)),
+                             n_layer=int(spec.get("n_layer", 2)), n_embd=int(spec.get("n_embd", 64)),
+                             tokenizer=tok_variant)
+    if spec.get("train_texts"):
+        testing.train_tiny_model_briefly(weights, list(spec["train_texts"]), steps=int(spec.get("train_steps", 30)))
+    return weights
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tokenizer_signature(path: Path) -> str:
+    h = hashlib.sha256()
+    found = False
+    for fname in TOKENIZER_FILES:
+        f = path / fname
+        if f.exists():
+            found = True
+            h.update(fname.encode())
+            h.update(_canonical_tokenizer_bytes(f))
+    if not found:
+        raise FileNotFoundError(f"no tokenizer files in {path}")
+    return h.hexdigest()[:16]
+
+
+def _canonical_tokenizer_bytes(f: Path) -> bytes:
+    if f.name == "tokenizer_config.json":  # ignore fields that do not change tokenisation
+        cfg = json.loads(f.read_text())
+        keep = {k: cfg[k] for k in ("bos_token", "eos_token", "pad_token", "unk_token", "added_tokens_decoder")
+                if k in cfg}
+        return json.dumps(keep, sort_keys=True, default=str).encode()
+    return f.read_bytes()
+
+
+def architecture_signature(path: Path) -> str:
+    """model_type plus every parameter's name and shape, read from safetensors headers (no weights loaded)."""
+    from safetensors import safe_open
+
+    config = json.loads((path / "config.json").read_text())
+    shapes: list[tuple[str, list[int]]] = []
+    for f in sorted(path.glob("*.safetensors")):
+        with safe_open(str(f), framework="numpy") as st:
+            for key in st.keys():
+                shapes.append((key, list(st.get_slice(key).get_shape())))
+    if not shapes:
+        raise FileNotFoundError(f"no safetensors weights in {path}")
+    payload = json.dumps([config.get("model_type"), sorted(shapes)])
+    return config.get("model_type", "unknown") + "-" + hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def parameter_count(path: Path) -> int:
+    from safetensors import safe_open
+
+    total = 0
+    for f in sorted(path.glob("*.safetensors")):
+        with safe_open(str(f), framework="numpy") as st:
+            for key in st.keys():
+                n = 1
+                for d in st.get_slice(key).get_shape():
+                    n *= d
+                total += n
+    return total
+
+
+def make_card(name: str, spec: dict[str, Any], weights: Path, **extra: Any) -> dict[str, Any]:
+    from mocoflow.engines.loader import model_fingerprint
+
+    return {
+        "name": name,
+        "source": spec.get("source"),
+        "path": str(weights.resolve()),
+        "fingerprint": model_fingerprint(weights),
+        "parameters": parameter_count(weights),
+        "architecture": architecture_signature(weights),
+        "tokenizer": tokenizer_signature(weights),
+        "spec": spec,
+        **extra,
+    }

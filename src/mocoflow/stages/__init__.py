@@ -1,0 +1,1 @@
+"""Command-line entry points the Snakemake rules call (``python -m mocoflow.stages.<stage>``)."""

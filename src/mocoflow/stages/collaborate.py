@@ -1,0 +1,85 @@
+"""Run one collaboration method on one pool and one task; write predictions and the job's cost."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from mocoflow.engines.base import DecodingConfig, Usage
+from mocoflow.engines.loader import make_engine
+from mocoflow.io import read_jsonl, write_json, write_jsonl
+from mocoflow.methods import METHODS
+from mocoflow.methods.base import EngineProvider, RunContext
+from mocoflow.models import ModelRef
+from mocoflow.stages.common import json_arg, parser, read_items, setup_logging
+
+log = logging.getLogger("mocoflow.collaborate")
+
+
+def load_generations(paths: dict[str, str]) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """``{"model/split": path}`` -> model -> split -> id -> record."""
+    out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for key, path in paths.items():
+        model, split = key.rsplit("/", 1)
+        out.setdefault(model, {})[split] = {r["id"]: r for r in read_jsonl(path)}
+    return out
+
+
+def collaborate(params: dict[str, Any], cards: list[Path], items: dict[str, Path], gens: dict[str, str],
+                merged_card: Path | None, out: Path, usage_path: Path) -> None:
+    method = METHODS.get(params["method"])(params.get("method_params", {}))
+    specs = params.get("model_specs", {})
+    pool = [ModelRef.from_card(c) for c in cards]
+    pool = [ModelRef(r.name, r.path, r.card, specs.get(r.name, {})) for r in pool]
+    method.check_pool(pool)
+    cache_dir = Path(params["cache_dir"])
+    device = params.get("device", "auto")
+    provider = EngineProvider(lambda ref: make_engine(ref.name, {**ref.spec, "path": ref.path},
+                                                      cache_dir=cache_dir, device=device))
+    ctx = RunContext(
+        run=params["run"], pool_name=params["pool"], pool=pool, task=params["task"],
+        items={split: read_items(path) for split, path in items.items()},
+        generations=load_generations(gens), decoding=DecodingConfig.from_dict(params["decoding"]),
+        engines=provider, workdir=out.parent, seed=int(params["decoding"].get("seed", 0)),
+        merged_model=ModelRef.from_card(merged_card) if merged_card else None,
+    )
+    t0 = time.perf_counter()
+    preds = method.run(ctx)
+    seconds = time.perf_counter() - t0
+    test_ids = [i.id for i in ctx.items["test"]]
+    if [p["id"] for p in preds] != test_ids:
+        raise RuntimeError(f"{params['method']} returned predictions for different items than the test split")
+    write_jsonl(out, [{**p, "run": params["run"], "pool": params["pool"]} for p in preds])
+    usage = Usage()
+    for engine in provider.loaded().values():
+        usage.add(engine.usage)
+    write_json(usage_path, {"job": "collaborate", "run": params["run"], "method": params["method"],
+                            "pool": params["pool"], "task": params["task"], "wall_seconds": round(seconds, 3),
+                            **usage.to_dict()})
+    log.info("%s on %s/%s: %d predictions in %.1fs (%d model loads)", params["run"], params["pool"],
+             params["task"], len(preds), seconds, usage.model_loads)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__)
+    p.add_argument("--params", type=json_arg, required=True)
+    p.add_argument("--cards", type=Path, nargs="+", required=True)
+    p.add_argument("--dev", type=Path, required=True)
+    p.add_argument("--test", type=Path, required=True)
+    p.add_argument("--gens", type=json_arg, default={}, help='JSON {"model/split": path}')
+    p.add_argument("--merged-card", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--usage", type=Path, required=True)
+    args = p.parse_args(argv)
+    setup_logging(args.log_level)
+    from mocoflow.gpu import claim_devices
+
+    with claim_devices(int(args.params.get("gpus", 0))):
+        collaborate(args.params, args.cards, {"dev": args.dev, "test": args.test}, args.gens, args.merged_card,
+                    args.out, args.usage)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training and merging primitives used by model builders and weight-level methods."""
