@@ -1,0 +1,186 @@
+"""Load Hugging Face causal LMs, fingerprint their weights, and build engines from a model spec.
+
+Nothing is fetched from a hub unless asked: ``load_model`` passes ``local_files_only=True`` by default
+(a spec sets ``allow_hub: true`` to opt in). Tokenizers pad on the left (for batched generation) and
+fall back to eos as the pad token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from mocoflow.engines.base import Engine
+
+log = logging.getLogger(__name__)
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model",
+                   "added_tokens.json", "special_tokens_map.json", "chat_template.jinja",
+                   "chat_template.json")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+_EDGE = 1 << 20  # bytes hashed at each end of a weight file
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"`` -> ``"cuda"`` when torch sees a GPU (``CUDA_VISIBLE_DEVICES`` is respected by torch), else
+    ``"cpu"``. Anything else is returned unchanged."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: str | Any, device: str) -> Any:
+    """``"auto"``: the checkpoint's dtype on GPU, float32 on CPU (CPU half precision is slow and lossy)."""
+    import torch
+
+    if dtype == "auto":
+        return "auto" if device.startswith("cuda") else torch.float32
+    if isinstance(dtype, str):
+        try:
+            return {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
+                    "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[dtype]
+        except KeyError:
+            raise ValueError(f"unknown dtype {dtype!r} (auto, float32, float16, bfloat16)") from None
+    return dtype
+
+
+def _local_dir(path_or_id: str | os.PathLike[str]) -> Path | None:
+    """The directory holding a model: the path itself, or a hub id's cached snapshot (never downloaded)."""
+    p = Path(path_or_id).expanduser()
+    if p.is_dir():
+        return p
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(str(path_or_id), local_files_only=True))
+    except Exception:  # not cached locally, or not a valid repo id
+        return None
+
+
+def load_model(path_or_id: str | os.PathLike[str], *, device: str = "auto", dtype: str | Any = "auto",
+               local_files_only: bool = True, attn_implementation: str | None = None) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` in eval mode on ``device``; the tokenizer pads on the left."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev = resolve_device(device)
+    src = str(Path(path_or_id).expanduser()) if Path(path_or_id).expanduser().is_dir() else str(path_or_id)
+    tokenizer = AutoTokenizer.from_pretrained(src, local_files_only=local_files_only)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    kwargs: dict[str, Any] = {"local_files_only": local_files_only, "dtype": resolve_dtype(dtype, dev)}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    model = AutoModelForCausalLM.from_pretrained(src, **kwargs)
+    model.to(dev)
+    model.eval()
+    if getattr(model.generation_config, "pad_token_id", None) is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def model_fingerprint(path: str | os.PathLike[str]) -> str:
+    """A fast, stable fingerprint of a model directory: sha256 over config.json, the tokenizer files and,
+    for each weight file, its name, size and the sha256 of its first and last MiB.
+
+    A hub id that is not cached locally is fingerprinted by its name (prefixed ``id:``)."""
+    d = _local_dir(path)
+    h = hashlib.sha256()
+    if d is None:
+        h.update(f"id:{path}".encode())
+        return h.hexdigest()
+    config = d / "config.json"
+    if config.exists():
+        h.update(b"config.json\0")
+        h.update(config.read_bytes())
+    for name in TOKENIZER_FILES:
+        f = d / name
+        if f.exists():
+            h.update(name.encode() + b"\0")
+            h.update(f.read_bytes())
+    weights = sorted(f for f in d.iterdir() if f.is_file() and f.name.endswith(WEIGHT_SUFFIXES))
+    for f in weights:
+        size = f.stat().st_size
+        h.update(f"{f.name}\0{size}\0".encode())
+        with open(f, "rb") as fh:
+            h.update(hashlib.sha256(fh.read(_EDGE)).digest())
+            fh.seek(max(0, size - _EDGE))
+            h.update(hashlib.sha256(fh.read(_EDGE)).digest())
+    if not config.exists() and not weights:
+        raise FileNotFoundError(f"{d}: no config.json or weight files to fingerprint")
+    return h.hexdigest()
+
+
+def parameter_count(model: Any) -> int:
+    """Number of parameters (tied weights counted once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def render_prompt(tokenizer: Any, prompt: str, *, chat: bool = True) -> tuple[str, bool]:
+    """The text fed to the model and whether the tokenizer should add its special tokens.
+
+    With a chat template (and ``chat``), the prompt becomes one user turn plus the generation prompt;
+    the template already places any bos token, so special tokens are not added again."""
+    if chat and getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "user", "content": prompt}]
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return text, False
+    return prompt, True
+
+
+def encode_prompts(tokenizer: Any, prompts: list[str], *, chat: bool = True) -> list[list[int]]:
+    """Token ids of each (templated) prompt, unpadded."""
+    out = []
+    for p in prompts:
+        text, special = render_prompt(tokenizer, p, chat=chat)
+        out.append(list(tokenizer(text, add_special_tokens=special)["input_ids"]))
+    return out
+
+
+def left_pad(rows: list[list[int]], pad_id: int, device: Any = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)`` with rows left-padded to the longest."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def position_ids_from_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Positions that start at 0 at each row's first real token (pads get 0)."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def make_engine(name: str, spec: dict[str, Any], *, cache_dir: Path | None, device: str = "auto") -> Engine:
+    """Build the engine a model spec asks for.
+
+    spec keys: ``path`` (directory or hub id, required), ``backend`` ("transformers", default; "vllm" is not
+    implemented yet), ``dtype`` ("auto", "float32", "bfloat16", ...), ``allow_hub`` (default False)."""
+    backend = spec.get("backend", "transformers")
+    if "path" not in spec:
+        raise ValueError(f"model {name!r}: spec needs 'path'")
+    if backend == "vllm":
+        raise NotImplementedError(f"model {name!r}: backend 'vllm' is not implemented yet; use backend "
+                                  "'transformers' (the default), which runs the same models on CPU or GPU")
+    if backend != "transformers":
+        raise ValueError(f"model {name!r}: unknown backend {backend!r} (transformers, vllm)")
+    from mocoflow.engines.cache import ResponseCache
+    from mocoflow.engines.transformers_engine import TransformersEngine
+
+    cache = ResponseCache(Path(cache_dir)) if cache_dir is not None else None
+    return TransformersEngine(name, spec["path"], device=device, dtype=spec.get("dtype", "auto"), cache=cache,
+                              local_files_only=not bool(spec.get("allow_hub", False)))
+
