@@ -3,7 +3,10 @@
 # Use another study config: snakemake --cores all --configfile configs/smoke.yaml
 
 
-configfile: "config.yaml"
+# --configfile replaces the default study instead of being merged into it.
+if "models" not in config:
+
+    configfile: "config.yaml"
 
 
 include: "rules/common.smk"
