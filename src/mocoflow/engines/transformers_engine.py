@@ -1,0 +1,242 @@
+"""The transformers backend: one causal LM, loaded once, on CPU or GPU.
+
+Generation
+  - Prompts are chat-templated when the tokenizer has a template (one user turn plus the generation
+    prompt), else used as is.
+  - Each prompt is first looked up in the response cache; the rest are sorted by length (longest first)
+    and generated in batches of ``decoding.batch_size`` with left padding and attention masks; results
+    come back in the caller's order. Identical prompts in one call are generated once.
+  - Greedy decoding batches freely (outputs do not depend on batch composition). Sampling runs one prompt
+    per ``generate`` call, seeded with ``sha256(seed, prompt)`` inside a forked RNG, so a sampled answer
+    is reproducible whatever else is in the batch or the cache, and global RNG state is untouched.
+  - ``sum_logprob`` is the model's own log-probability (temperature 1, before top-p) of the tokens it
+    produced, eos included; ``generated_tokens`` counts them (eos included, padding excluded); the text
+    stops before eos and skips special tokens.
+  - Every finished batch is written to the cache at once, so a killed job resumes where it stopped.
+
+Usage: ``model_loads``/``load_seconds``/``parameters`` at construction; ``calls`` counts prompts and
+continuations actually run through the model (cache hits are not calls); ``prompt_tokens`` and
+``generated_tokens`` count only model work done by this engine; ``cache_hits`` counts cached answers.
+
+Test hook: ``MOCOFLOW_EXIT_AFTER_BATCHES=k`` makes the process exit (``os._exit(75)``) right after its
+k-th generated batch has been cached, to simulate a killed job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mocoflow.engines.base import DecodingConfig, Engine, Generation, Usage
+from mocoflow.engines.cache import ResponseCache
+from mocoflow.engines.loader import (
+    encode_prompts,
+    left_pad,
+    load_model,
+    model_fingerprint,
+    parameter_count,
+    position_ids_from_mask,
+    resolve_device,
+)
+
+log = logging.getLogger(__name__)
+
+EXIT_HOOK_ENV = "MOCOFLOW_EXIT_AFTER_BATCHES"
+
+
+def sample_seed(seed: int, prompt: str) -> int:
+    """The per-prompt sampling seed: stable across runs, batch sizes and cache states."""
+    digest = hashlib.sha256(f"{seed}\0{prompt}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % (2**63 - 1)
+
+
+class TransformersEngine(Engine):
+    """A Hugging Face causal LM behind the ``Engine`` interface. ``.model``, ``.tokenizer`` and ``.device``
+    are public for logit- and weight-level methods."""
+
+    def __init__(self, name: str, path: str | os.PathLike[str], *, device: str = "auto", dtype: Any = "auto",
+                 cache: ResponseCache | None = None, local_files_only: bool = True,
+                 attn_implementation: str | None = None) -> None:
+        self.name = name
+        self.path = str(path)
+        self.cache = cache
+        self.usage = Usage()
+        self.fingerprint = model_fingerprint(path)
+        t0 = time.perf_counter()
+        self.model, self.tokenizer = load_model(path, device=resolve_device(device), dtype=dtype,
+                                                local_files_only=local_files_only,
+                                                attn_implementation=attn_implementation)
+        self.usage.load_seconds += time.perf_counter() - t0
+        self.usage.model_loads += 1
+        self.device = str(next(self.model.parameters()).device)
+        self.usage.device = self.device
+        self.usage.parameters[name] = parameter_count(self.model)
+        self.eos_ids = self._eos_ids()
+        self._batches_done = 0
+        log.info("%s: loaded %s on %s in %.1fs (%d parameters)", name, Path(self.path).name, self.device,
+                 self.usage.load_seconds, self.usage.parameters[name])
+
+    # -- generation -------------------------------------------------------------------------------
+
+    def _eos_ids(self) -> list[int]:
+        ids: list[int] = []
+        gc_eos = self.model.generation_config.eos_token_id
+        for e in (gc_eos if isinstance(gc_eos, list) else [gc_eos]) + [self.tokenizer.eos_token_id]:
+            if e is not None and int(e) not in ids:
+                ids.append(int(e))
+        if not ids:
+            raise ValueError(f"{self.name}: tokenizer and generation config name no eos token")
+        return ids
+
+    def _generation_config(self, decoding: DecodingConfig) -> Any:
+        gc = copy.deepcopy(self.model.generation_config)
+        gc.max_new_tokens = decoding.max_new_tokens
+        gc.max_length = None
+        gc.min_new_tokens = None
+        gc.min_length = 0
+        gc.do_sample = decoding.do_sample
+        gc.temperature = decoding.temperature if decoding.do_sample else 1.0
+        gc.top_p = decoding.top_p if decoding.do_sample else 1.0
+        gc.top_k = None
+        gc.num_beams = 1
+        gc.repetition_penalty = 1.0
+        gc.eos_token_id = self.eos_ids
+        gc.pad_token_id = self.tokenizer.pad_token_id
+        gc.return_dict_in_generate = True
+        gc.output_logits = True
+        return gc
+
+    def encode(self, prompts: list[str]) -> list[list[int]]:
+        """Token ids of each templated prompt (what ``generate`` feeds the model)."""
+        return encode_prompts(self.tokenizer, prompts)
+
+    def generate(self, prompts: list[str], decoding: DecodingConfig, *, progress: str | None = None
+                 ) -> list[Generation]:
+        from tqdm.auto import tqdm
+
+        t0 = time.perf_counter()
+        results: list[Generation | None] = [None] * len(prompts)
+        pending: dict[str, list[int]] = {}  # prompt -> indices still to generate
+        for i, prompt in enumerate(prompts):
+            if prompt in pending:
+                pending[prompt].append(i)
+                continue
+            hit = self.cache.get(self.fingerprint, prompt, decoding) if self.cache is not None else None
+            if hit is not None:
+                results[i] = hit
+                self.usage.cache_hits += 1
+            else:
+                pending[prompt] = [i]
+        todo = list(pending)
+        ids = dict(zip(todo, self.encode(todo), strict=True))
+        todo.sort(key=lambda p: -len(ids[p]))
+        size = 1 if decoding.do_sample else max(1, decoding.batch_size)
+        bar = tqdm(total=len(prompts), desc=progress, disable=progress is None, unit="prompt")
+        bar.update(len(prompts) - sum(len(v) for v in pending.values()))
+        try:
+            for start in range(0, len(todo), size):
+                batch = todo[start:start + size]
+                gens = self._generate_batch([ids[p] for p in batch], decoding,
+                                            seed=sample_seed(decoding.seed, batch[0]) if decoding.do_sample
+                                            else None)
+                for prompt, gen in zip(batch, gens, strict=True):
+                    if self.cache is not None:
+                        self.cache.put(self.fingerprint, prompt, decoding, gen)
+                    for i in pending[prompt]:
+                        results[i] = gen
+                    bar.update(len(pending[prompt]))
+                self._batches_done += 1
+                self._maybe_exit()
+        finally:
+            bar.close()
+            self.usage.generate_seconds += time.perf_counter() - t0
+        return [r for r in results if r is not None]
+
+    def _maybe_exit(self) -> None:
+        limit = os.environ.get(EXIT_HOOK_ENV)
+        if limit and self._batches_done >= int(limit):
+            log.warning("%s=%s: exiting after %d batches (test hook)", EXIT_HOOK_ENV, limit, self._batches_done)
+            logging.shutdown()
+            os._exit(75)
+
+    @torch.no_grad()
+    def _generate_batch(self, rows: list[list[int]], decoding: DecodingConfig, seed: int | None
+                        ) -> list[Generation]:
+        input_ids, mask = left_pad(rows, self.tokenizer.pad_token_id, self.device)
+        width = input_ids.shape[1]
+        rng = contextlib.nullcontext()
+        if seed is not None:
+            devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
+            rng = torch.random.fork_rng(devices=devices)
+        with rng:
+            if seed is not None:
+                torch.manual_seed(seed)
+            out = self.model.generate(input_ids=input_ids, attention_mask=mask,
+                                      generation_config=self._generation_config(decoding))
+        new = out.sequences[:, width:]
+        if new.shape[1] == 0:
+            return [Generation("", len(r), 0, 0.0) for r in rows]
+        logits = torch.stack(out.logits, dim=1).float()  # [B, T, V]
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
+        gens = []
+        eos = torch.tensor(self.eos_ids, device=new.device)
+        for b, row in enumerate(rows):
+            is_eos = torch.isin(new[b], eos)
+            n = int(is_eos.nonzero()[0, 0]) + 1 if bool(is_eos.any()) else new.shape[1]
+            tokens = new[b, :n].tolist()
+            body = tokens[:-1] if tokens and tokens[-1] in self.eos_ids else tokens
+            text = self.tokenizer.decode(body, skip_special_tokens=True)
+            gens.append(Generation(text=text, prompt_tokens=len(row), generated_tokens=n,
+                                   sum_logprob=float(logp[b, :n].sum())))
+            self.usage.calls += 1
+            self.usage.prompt_tokens += len(row)
+            self.usage.generated_tokens += n
+        return gens
+
+    # -- scoring ----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def score_continuations(self, prompts: list[str], continuations: list[str], *, batch_size: int = 8,
+                            chat: bool = True) -> list[float]:
+        """Sum of log-probabilities of each continuation's tokens after its templated prompt.
+
+        The prompt and the continuation are tokenised separately (the continuation without special
+        tokens) and concatenated, so the scored tokens are exactly the continuation's own tokens. An empty
+        continuation scores 0.0."""
+        if len(prompts) != len(continuations):
+            raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
+        t0 = time.perf_counter()
+        heads = encode_prompts(self.tokenizer, prompts, chat=chat)
+        bos = self.tokenizer.bos_token_id
+        heads = [h if h or bos is None else [bos] for h in heads]
+        tails = [list(self.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in continuations]
+        scores = [0.0] * len(prompts)
+        order = sorted((i for i in range(len(prompts)) if tails[i]), key=lambda i: -(len(heads[i]) + len(tails[i])))
+        for start in range(0, len(order), max(1, batch_size)):
+            idx = order[start:start + batch_size]
+            ids, mask = left_pad([heads[i] + tails[i] for i in idx], self.tokenizer.pad_token_id, self.device)
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask)).logits
+            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            for b, i in enumerate(idx):
+                n = len(tails[i])
+                if not heads[i]:  # no context for the first token: it cannot be scored
+                    n -= 1
+                scores[i] = float(logp[b, logp.shape[1] - n:].sum()) if n > 0 else 0.0
+                self.usage.calls += 1
+                self.usage.prompt_tokens += len(heads[i]) + len(tails[i])
+        self.usage.generate_seconds += time.perf_counter() - t0
+        return scores
+
+    def decoder(self) -> Any:
+        """A fresh ``IncrementalDecoder`` over this engine's model (for logit-level methods)."""
+        from mocoflow.engines.stepper import IncrementalDecoder
+
+        return IncrementalDecoder(self.model, self.tokenizer, self.device)
