@@ -88,7 +88,8 @@ def test_trained_model_answers_stops_at_eos_and_counts_tokens(tiny_answer_a_mode
         assert g.generated_tokens == answer_tokens + 1  # eos counted, nothing after it
         assert g.sum_logprob < 0
     # sum_logprob is the model's log-probability of exactly those tokens, eos included
-    scored = engine.score_continuations(["Which option is correct?"], ["Answer: A" + engine.tokenizer.eos_token])
+    eos = engine.tokenizer.eos_token
+    scored = engine.score_continuations(["Which option is correct?"], ["Answer: A" + eos])
     assert gens[0].sum_logprob == pytest.approx(scored[0], abs=1e-3)
 
 
@@ -202,8 +203,8 @@ def test_tiny_builders_are_deterministic(tiny_model_dir: Path, tmp_path: Path):
     assert (other_seed / "tokenizer.json").read_bytes() == (tiny_model_dir / "tokenizer.json").read_bytes()
 
 
-def test_same_tokenizer(gpt2: TransformersEngine, llama: TransformersEngine, tiny_model_other_tokenizer_dir: Path,
-                        tiny_tokenizer_dir: Path):
+def test_same_tokenizer(gpt2: TransformersEngine, llama: TransformersEngine,
+                        tiny_model_other_tokenizer_dir: Path, tiny_tokenizer_dir: Path):
     from transformers import AutoTokenizer
 
     other = AutoTokenizer.from_pretrained(tiny_model_other_tokenizer_dir, local_files_only=True)

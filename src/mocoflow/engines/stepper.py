@@ -54,7 +54,7 @@ class IncrementalDecoder:
 
     @torch.no_grad()
     def step(self, next_tokens: torch.Tensor) -> torch.Tensor:
-        """Feed one token per row (``LongTensor[B]``); returns log-probabilities ``[B, V]`` for the next one."""
+        """Feed one token per row (``LongTensor[B]``); returns next-token log-probabilities ``[B, V]``."""
         if self.mask is None or self.next_position is None:
             raise RuntimeError("IncrementalDecoder.step called before start")
         tokens = next_tokens.to(self.device, dtype=torch.long).view(-1, 1)

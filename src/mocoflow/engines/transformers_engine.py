@@ -163,7 +163,8 @@ class TransformersEngine(Engine):
     def _maybe_exit(self) -> None:
         limit = os.environ.get(EXIT_HOOK_ENV)
         if limit and self._batches_done >= int(limit):
-            log.warning("%s=%s: exiting after %d batches (test hook)", EXIT_HOOK_ENV, limit, self._batches_done)
+            log.warning("%s=%s: exiting after %d batches (test hook)", EXIT_HOOK_ENV, limit,
+                        self._batches_done)
             logging.shutdown()
             os._exit(75)
 
@@ -219,12 +220,15 @@ class TransformersEngine(Engine):
         heads = [h if h or bos is None else [bos] for h in heads]
         tails = [list(self.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in continuations]
         scores = [0.0] * len(prompts)
-        order = sorted((i for i in range(len(prompts)) if tails[i]), key=lambda i: -(len(heads[i]) + len(tails[i])))
+        order = sorted((i for i in range(len(prompts)) if tails[i]),
+                       key=lambda i: -(len(heads[i]) + len(tails[i])))
         for start in range(0, len(order), max(1, batch_size)):
             idx = order[start:start + batch_size]
             ids, mask = left_pad([heads[i] + tails[i] for i in idx], self.tokenizer.pad_token_id, self.device)
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask)).logits
-            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            positions = position_ids_from_mask(mask)
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            logp = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
             for b, i in enumerate(idx):
                 n = len(tails[i])
                 if not heads[i]:  # no context for the first token: it cannot be scored
