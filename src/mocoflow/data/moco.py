@@ -5,7 +5,8 @@ A MoCo file is ``{"name" | "dataset": str, "task_type": str, "dev": [row, ...], 
 
 - multiple_choice: ``question``, ``choices`` (dict key -> text), ``answer`` (a key); extra fields such as
   ``domain`` or ``country`` go to ``metadata``. ARC uses keys ``"1".."4"`` on some rows: they are remapped
-  to ``A..D`` (answer remapped the same way) and the original keys kept in ``metadata["original_choice_keys"]``.
+  to ``A..D`` (answer remapped the same way) and the original keys kept in
+  ``metadata["original_choice_keys"]``.
   BLEnD repeats the options inside the question text; that inline copy is cut off
   (``metadata["inline_options_stripped"] = True``) so prompts do not list the options twice.
 - exact_match / f1_match: ``input``, ``output`` (gold; for f1_match a string or a list of aliases).
@@ -276,7 +277,8 @@ def moco_to_items(data: Any, *, task: str | None = None, label: str = "<moco>", 
                   on_missing_gold: str = "drop") -> dict[str, list[Item]]:
     """Convert a parsed MoCo JSON object into items per split (``train``/``dev``/``test``; absent -> [])."""
     if on_missing_gold not in MISSING_GOLD_POLICIES:
-        raise DataError(f"{label}: on_missing_gold must be one of {MISSING_GOLD_POLICIES}, got {on_missing_gold!r}")
+        raise DataError(f"{label}: on_missing_gold must be one of {MISSING_GOLD_POLICIES}, "
+                        f"got {on_missing_gold!r}")
     if not isinstance(data, dict):
         raise DataError(f"{label}: top level must be a JSON object, got {type(data).__name__}")
     task = task or data.get("name") or data.get("dataset") or Path(label).stem
@@ -298,7 +300,8 @@ def read_moco_json(path: str | Path) -> Any:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
     except json.JSONDecodeError as err:
-        raise DataError(f"{path.name}: not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+        raise DataError(f"{path.name}: not valid JSON: {err.msg} "
+                        f"at line {err.lineno} column {err.colno}") from None
     except UnicodeDecodeError as err:
         raise DataError(f"{path.name}: not UTF-8 text ({err.reason})") from None
 
