@@ -45,7 +45,8 @@ def test_stepper_matches_full_reencode_at_every_step(engine: TransformersEngine)
         for b, row in enumerate(rows):
             torch.testing.assert_close(logp[b], _full_logprobs(engine.model, row), atol=1e-4, rtol=1e-4)
         # alternate greedy and random tokens so rows take different paths
-        nxt = logp.argmax(-1) if step % 2 == 0 else torch.randint(4, logp.shape[-1], (len(PROMPTS),), generator=gen)
+        random_tokens = torch.randint(4, logp.shape[-1], (len(PROMPTS),), generator=gen)
+        nxt = logp.argmax(-1) if step % 2 == 0 else random_tokens
         for b, t in enumerate(nxt.tolist()):
             rows[b].append(t)
         logp = dec.step(nxt)
