@@ -178,7 +178,8 @@ def _filter_domain(splits: dict[str, list[Item]], domain: str | None, label: str
         return splits
     out = {s: [i for i in items if i.metadata.get("domain") == domain] for s, items in splits.items()}
     if not any(out.values()):
-        found = sorted({str(i.metadata.get("domain")) for items in splits.values() for i in items})
+        found = sorted({str(i.metadata["domain"]) for items in splits.values() for i in items
+                        if i.metadata.get("domain") is not None})
         raise DataError(f"{label}: no rows with domain {domain!r}; domains: {', '.join(found)}")
     return out
 
