@@ -97,6 +97,8 @@ def test_max_new_tokens_bounds_generation(gpt2: TransformersEngine):
     gens = gpt2.generate(PROMPTS[:3], DecodingConfig(max_new_tokens=5, batch_size=2))
     assert all(1 <= g.generated_tokens <= 5 for g in gens)
     assert all(g.prompt_tokens == len(ids) for g, ids in zip(gens, gpt2.encode(PROMPTS[:3]), strict=True))
+    assert gpt2.generate([], DecodingConfig()) == []
+    assert gpt2.score_continuations([], []) == []
 
 
 def test_usage_counted_and_model_loaded_once(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
