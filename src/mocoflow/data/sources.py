@@ -328,3 +328,8 @@ def load_task(name: str, spec: dict[str, Any], *, cache_dir: str | Path) -> dict
             log.info("task %s: %s capped %d -> %d (seed %d)", name, split, len(items), len(out[split]), seed)
     _check_unique(name, out)
     return out
+
+
+# Sources defined in sibling modules register themselves on import; importing them here means
+# ``SOURCES`` is complete for anyone who imports this module (config validation, load_task).
+from mocoflow.data import pypi as _pypi  # noqa: E402,F401
