@@ -1,0 +1,211 @@
+"""Efficiency: score against cost per (run, pool, task) and per (run, pool) over all tasks, with Pareto
+fronts.
+
+Cost of a collaborative run = its own job (``collaborate``; for weight-level methods the ``merge`` job is
+reported separately as training) + the shared per-model generations it reads (every pool member's test and/or
+dev generations, as the method declares). Shared generations are counted in full for every run that reads
+them: the cost of running that method alone. Single models are rows too (``kind = "model"``, one per pool they
+belong to): their test generation job.
+
+Columns: ``generated_tokens`` (per item summed, shared generations included, per seed),
+``new_generated_tokens`` (only what the run itself generated), ``model_loads``, ``wall_seconds`` (Snakemake
+``benchmark:`` seconds, or the engine's ``wall_seconds`` where no benchmark exists), ``gpu_seconds`` (wall
+seconds of jobs whose engine ran on a CUDA device), ``flops`` (estimate: 2 x parameters x (prompt + generated
+tokens), per job, summed), and ``training_seconds`` (engine-reported training plus the merge job).
+``on_front_<cost>`` marks the Pareto front of score against that cost within each (pool, task) group, single
+models included.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mocoflow.analysis.stats import pareto_front
+from mocoflow.io import read_json
+
+COSTS = [
+    "generated_tokens",
+    "new_generated_tokens",
+    "model_loads",
+    "wall_seconds",
+    "gpu_seconds",
+    "flops",
+    "training_seconds",
+]
+FRONT_COSTS = ["generated_tokens", "flops", "wall_seconds"]
+COLUMNS = [
+    "kind",
+    "run",
+    "method",
+    "pool",
+    "task",
+    "n_items",
+    "score",
+    *COSTS,
+    *[f"on_front_{c}" for c in FRONT_COSTS],
+]
+
+
+def read_benchmark_seconds(path: str | Path) -> float:
+    """Wall seconds from a Snakemake benchmark TSV (mean over repeats; NaN if missing or unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+        return float(np.mean([float(r["s"]) for r in rows])) if rows else float("nan")
+    except (OSError, KeyError, ValueError):
+        return float("nan")
+
+
+def job_cost(usage: dict[str, Any], bench_seconds: float = float("nan")) -> dict[str, float]:
+    """One job's cost from its usage JSON and benchmark seconds."""
+    wall = bench_seconds if not np.isnan(bench_seconds) else float(usage.get("wall_seconds") or 0.0)
+    params = usage.get("parameters") or {}
+    n_params = float(sum(params.values())) if isinstance(params, dict) else float(params or 0)
+    tokens = float(usage.get("prompt_tokens") or 0) + float(usage.get("generated_tokens") or 0)
+    on_gpu = str(usage.get("device", "")).startswith("cuda")
+    return {
+        "model_loads": float(usage.get("model_loads") or 0),
+        "wall_seconds": wall,
+        "gpu_seconds": wall if on_gpu else 0.0,
+        "flops": 2.0 * n_params * tokens,
+        "training_seconds": float(usage.get("training_seconds") or 0.0),
+    }
+
+
+def _add(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in set(a) | set(b)}
+
+
+def efficiency_table(
+    main: pd.DataFrame,
+    singles: pd.DataFrame,
+    pools: dict[str, list[str]],
+    run_jobs: dict[tuple[str, str, str], dict[str, float]],
+    gen_jobs: dict[tuple[str, str, str], dict[str, float]],
+    merge_seconds: dict[tuple[str, str], float],
+    shared_splits: dict[str, list[str]],
+) -> pd.DataFrame:
+    """Rows for every (run, pool, task) of ``main`` (the main table) and every pool member's single-model
+    score (``singles``: the singles table, model/task/score/n_items), then task = "all" rows per (run, pool)
+    with costs summed and the score item-weighted; Pareto flags within (pool, task).
+
+    ``run_jobs[(run, pool, task)]`` and ``gen_jobs[(model, task, split)]`` are :func:`job_cost` dicts;
+    ``merge_seconds[(run, pool)]`` the merge job's seconds; ``shared_splits[run]`` the splits of shared
+    generations the run reads ([] for none)."""
+    rows = []
+    zero = dict.fromkeys(COSTS[2:], 0.0)
+    for r in main.to_dict("records"):
+        cost = dict(run_jobs.get((r["run"], r["pool"], r["task"]), zero))
+        for m in pools.get(r["pool"], []):
+            for split in shared_splits.get(r["run"], []):
+                cost = _add(
+                    cost,
+                    {
+                        k: v
+                        for k, v in gen_jobs.get((m, r["task"], split), zero).items()
+                        if k != "training_seconds"
+                    },
+                )
+        merge = merge_seconds.get((r["run"], r["pool"]), 0.0)
+        cost["training_seconds"] = cost.get("training_seconds", 0.0) + (0.0 if np.isnan(merge) else merge)
+        rows.append(
+            {
+                "kind": "system",
+                "run": r["run"],
+                "method": r["method"],
+                "pool": r["pool"],
+                "task": r["task"],
+                "n_items": r["n_items"],
+                "score": r["score"],
+                "generated_tokens": r["generated_tokens"],
+                "new_generated_tokens": r["new_generated_tokens"],
+                **cost,
+            }
+        )
+    settings = main[["pool", "task"]].drop_duplicates().itertuples(index=False) if len(main) else []
+    single_idx = singles.set_index(["model", "task"]) if len(singles) else None
+    for pool, task in settings:
+        for m in pools.get(pool, []):
+            if single_idx is None or (m, task) not in single_idx.index:
+                continue
+            s = single_idx.loc[(m, task)]
+            cost = gen_jobs.get((m, task, "test"), zero)
+            rows.append(
+                {
+                    "kind": "model",
+                    "run": m,
+                    "method": "single model",
+                    "pool": pool,
+                    "task": task,
+                    "n_items": s["n_items"],
+                    "score": s["score"],
+                    "generated_tokens": s.get("generated_tokens", np.nan),
+                    "new_generated_tokens": s.get("generated_tokens", np.nan),
+                    **cost,
+                }
+            )
+    df = pd.DataFrame(rows, columns=COLUMNS[: -len(FRONT_COSTS)])
+    if df.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    df["_w"] = df["score"] * df["n_items"]
+    agg = df.groupby(["kind", "run", "method", "pool"], as_index=False)[["n_items", "_w", *COSTS]].sum(
+        min_count=1
+    )
+    agg["score"] = agg["_w"] / agg["n_items"]
+    df = pd.concat([df, agg.assign(task="all")], ignore_index=True).drop(columns="_w")
+    for c in FRONT_COSTS:
+        df[f"on_front_{c}"] = False
+        for _, g in df.groupby(["pool", "task"]):
+            df.loc[g.index, f"on_front_{c}"] = pareto_front(g[c].to_numpy(), g["score"].to_numpy())
+    return df[COLUMNS].sort_values(["task", "pool", "kind", "run"]).reset_index(drop=True)
+
+
+def load_run_jobs(
+    usage_paths: list[Path], bench_dir: Path | None
+) -> dict[tuple[str, str, str], dict[str, float]]:
+    """``.../runs/{run}/{pool}/{task}/usage.json`` (+ ``{bench_dir}/collaborate/{run}/{pool}/{task}.tsv``)."""
+    out = {}
+    for p in map(Path, usage_paths):
+        run, pool, task = p.parts[-4:-1]
+        bench = (
+            read_benchmark_seconds(bench_dir / "collaborate" / run / pool / f"{task}.tsv")
+            if bench_dir
+            else float("nan")
+        )
+        out[(run, pool, task)] = job_cost(read_json(p), bench)
+    return out
+
+
+def load_gen_jobs(
+    usage_paths: list[Path], bench_dir: Path | None
+) -> dict[tuple[str, str, str], dict[str, float]]:
+    """``.../generations/{model}/{task}/{split}.usage.json`` (+
+    ``{bench_dir}/generate/{model}/{task}/{split}.tsv``)."""
+    out = {}
+    for p in map(Path, usage_paths):
+        model, task = p.parts[-3:-1]
+        split = p.name.removesuffix(".usage.json")
+        bench = (
+            read_benchmark_seconds(bench_dir / "generate" / model / task / f"{split}.tsv")
+            if bench_dir
+            else float("nan")
+        )
+        out[(model, task, split)] = job_cost(read_json(p), bench)
+    return out
+
+
+def load_merge_seconds(bench_dir: Path | None, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], float]:
+    """Seconds of ``{bench_dir}/merge/{run}/{pool}.tsv`` for each (run, pool) that has one."""
+    if bench_dir is None:
+        return {}
+    out = {}
+    for run, pool in pairs:
+        s = read_benchmark_seconds(bench_dir / "merge" / run / f"{pool}.tsv")
+        if not np.isnan(s):
+            out[(run, pool)] = s
+    return out
