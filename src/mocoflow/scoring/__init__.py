@@ -1,0 +1,20 @@
+"""Per-task-type scoring: ``score_item`` grades one output, ``extract_answer`` gives the voting key.
+
+Importing this package registers one scorer per task type in ``SCORERS``.
+"""
+
+from mocoflow.scoring import coding, exact_match, f1_match, multiple_choice, noncompliance, reward_model  # noqa: F401
+from mocoflow.scoring.base import SCORERS, STATUSES, Scorer, ScoreResult, extract_answer, score_item
+from mocoflow.scoring.sandbox import Limits, SandboxResult, run_sandboxed
+
+__all__ = [
+    "SCORERS",
+    "STATUSES",
+    "Limits",
+    "SandboxResult",
+    "ScoreResult",
+    "Scorer",
+    "extract_answer",
+    "run_sandboxed",
+    "score_item",
+]
