@@ -125,7 +125,7 @@ def main_table(
         rows.append(row)
     table = pd.DataFrame(rows).join(costs, on=keys)
     table["method"] = table["run"].map(methods).fillna(table["run"])
-    table["level"] = table["method"].map(levels).fillna("")
+    table["level"] = table["method"].map(lambda m: levels.get(m, ""))
     for c in cols:
         if c not in table:
             table[c] = np.nan

@@ -1,0 +1,60 @@
+"""Shared figure plumbing: theme, saving to every requested format, and a placeholder for empty tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mocoflow.io import atomic_path
+
+DEFAULTS: dict[str, Any] = {"context": "paper", "dpi": 200, "width": 7.0, "font_scale": 1.0}
+
+
+def settings(params: dict[str, Any], figure: str) -> dict[str, Any]:
+    """Global plot settings (``plots.dpi``, ``plots.context``, ...) overridden by ``plots.<figure>``."""
+    glob = {k: v for k, v in params.items() if not isinstance(v, dict)}
+    return {**DEFAULTS, **glob, **params.get(figure, {})}
+
+
+def pyplot(opts: dict[str, Any]):
+    """Import matplotlib headless and set the seaborn theme; returns ``(plt, sns)``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(context=opts["context"], style="whitegrid", font_scale=float(opts["font_scale"]))
+    return plt, sns
+
+
+def save(fig, out_paths: list[Path], dpi: int) -> None:
+    """Write the figure once per path, the format taken from the suffix (pdf, png, svg)."""
+    import matplotlib.pyplot as plt
+
+    for path in map(Path, out_paths):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip("."))
+    plt.close(fig)
+
+
+def empty(ax, what: str) -> None:
+    """Mark an axis as having no data (the figure is still written, so the DAG's outputs exist)."""
+    ax.text(0.5, 0.5, f"no {what} in this study", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def legend_outside(ax, title: str | None = None) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(
+            handles,
+            labels,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            frameon=False,
+            fontsize="small",
+            title=title,
+            title_fontsize="small",
+        )

@@ -1,0 +1,94 @@
+"""Figure: score against cost per run and single model, one panel per pool, with the Pareto front."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mocoflow.plots.common import empty, pyplot, save, settings
+
+COST_LABELS = {
+    "generated_tokens": "generated tokens (incl. shared generations)",
+    "new_generated_tokens": "newly generated tokens",
+    "flops": "estimated FLOPs (2 x params x tokens)",
+    "wall_seconds": "wall-clock seconds",
+    "gpu_seconds": "GPU-seconds",
+    "model_loads": "model loads",
+}
+
+
+def plot_efficiency(table: pd.DataFrame, out_paths: list[Path], params: dict[str, Any] | None = None) -> None:
+    """Settings: ``plots.efficiency.cost`` (a cost column, default ``flops``), ``log`` (default true),
+    ``task`` (default "all": every task, costs summed, accuracy item-weighted). Filled markers: collaborative
+    runs; grey crosses: single models; the line joins the Pareto front (``on_front_<cost>``, else recomputed).
+    """
+    from mocoflow.analysis.stats import pareto_front
+
+    opts = settings(params or {}, "efficiency")
+    plt, sns = pyplot(opts)
+    cost, task = str(opts.get("cost", "flops")), str(opts.get("task", "all"))
+    data = table[table["task"] == task] if len(table) else table
+    pools = sorted(data["pool"].unique()) if len(data) else []
+    ncols = max(1, min(3, len(pools)))
+    nrows = max(1, int(np.ceil(len(pools) / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(float(opts["width"]), 2.8 * nrows), squeeze=False)
+    runs = sorted(data.loc[data["kind"] == "system", "run"].unique()) if len(data) else []
+    palette = dict(zip(runs, sns.color_palette("colorblind", len(runs)), strict=True))
+    log = bool(opts.get("log", True))
+    for ax in axes.flat[len(pools) :]:
+        ax.set_visible(False) if pools else empty(ax, "runs")
+    for ax, pool in zip(axes.flat, pools, strict=False):
+        g = data[data["pool"] == pool]
+        g = g[g[cost].notna() & (~log | (g[cost] > 0))]
+        for r in g.itertuples():
+            if r.kind == "model":
+                ax.scatter(getattr(r, cost), r.score, marker="x", color="gray", s=30, label="single model")
+            else:
+                ax.scatter(
+                    getattr(r, cost),
+                    r.score,
+                    marker="o",
+                    color=palette[r.run],
+                    s=40,
+                    label=r.run,
+                    edgecolor="black",
+                    linewidth=0.4,
+                )
+        front_col = f"on_front_{cost}"
+        on = (
+            g[front_col].astype(bool)
+            if front_col in g
+            else pd.Series(pareto_front(g[cost], g["score"]), g.index)
+        )
+        f = g[on.to_numpy()].sort_values(cost)
+        ax.plot(f[cost], f["score"], drawstyle="steps-post", color="black", lw=1, alpha=0.6)
+        ax.scatter(
+            f[cost],
+            f["score"],
+            s=140,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=0.8,
+            label="Pareto front",
+        )
+        if log:
+            ax.set_xscale("log")
+        ax.set_title(f"pool {pool}", fontsize="small")
+        ax.set_xlabel(COST_LABELS.get(cost, cost))
+        ax.set_ylabel("accuracy on test")
+        ax.set_ylim(0, 1.02)
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(
+            handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, fontsize="small"
+        )
+    fig.tight_layout()
+    save(fig, out_paths, int(opts["dpi"]))

@@ -1,0 +1,138 @@
+"""Every figure renders from constructed tables into PDF and PNG (and from empty tables too)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mocoflow.analysis import efficiency as eff
+from mocoflow.analysis.emergence import emergence_table
+from mocoflow.analysis.main_table import main_table, single_scores
+from mocoflow.analysis.pools import scaling_pools
+from mocoflow.analysis.scaling import scaling_pool_rows, scaling_table
+from mocoflow.stages.plot import FIGURES, main
+
+MODELS = ["a", "b", "c"]
+TASKS = {"t": "reasoning", "u": "safety"}
+
+
+def constructed_tables(tmp: Path) -> dict[str, list[Path]]:
+    rng = np.random.default_rng(0)
+    pools = {"trio": MODELS, **scaling_pools(MODELS)}
+    methods = {"mv": "majority_vote", "cascade": "cascade"}
+    singles, runs = [], []
+    for task in TASKS:
+        for m in MODELS:
+            for i in range(20):
+                singles.append(
+                    {
+                        "run": "single",
+                        "pool": m,
+                        "model": m,
+                        "task": task,
+                        "id": f"{task}{i}",
+                        "correct": bool(rng.random() < 0.5),
+                        "parsed": str(rng.integers(3)),
+                        "generated_tokens": 5,
+                    }
+                )
+        for run in methods:
+            for pool in pools:
+                for i in range(20):
+                    runs.append(
+                        {
+                            "run": run,
+                            "pool": pool,
+                            "model": "",
+                            "task": task,
+                            "id": f"{task}{i}",
+                            "correct": bool(rng.random() < 0.4 + 0.05 * len(pools[pool])),
+                            "generated_tokens": 5 * len(pools[pool]),
+                            "new_generated_tokens": 0,
+                            "job_model_loads": 0,
+                            "job_wall_seconds": 1.0,
+                        }
+                    )
+    singles, runs = pd.DataFrame(singles), pd.DataFrame(runs)
+    table = main_table(runs, singles, pools, methods, {}, n_boot=100)
+    rows = scaling_pool_rows(runs, singles, pools, methods, [p for p in pools if p != "trio"])
+    job = {"model_loads": 1.0, "wall_seconds": 2.0, "gpu_seconds": 0.0, "flops": 1e9, "training_seconds": 0.0}
+    gen = {(m, t, "test"): job for m in MODELS for t in TASKS}
+    e = eff.efficiency_table(
+        table[table["pool"] == "trio"],
+        single_scores(singles),
+        pools,
+        {(r, "trio", t): job for r in methods for t in TASKS},
+        gen,
+        {},
+        {"mv": ["test"]},
+    )
+    out = {
+        "main": [table],
+        "scaling": [scaling_table(runs, singles, rows, pools, n_boot=100), rows],
+        "efficiency": [e],
+        "emergence": [emergence_table(runs, singles, pools, methods, TASKS)],
+    }
+    paths = {}
+    for name, frames in out.items():
+        paths[name] = []
+        for i, f in enumerate(frames):
+            p = tmp / f"{name}{i}.csv"
+            f.to_csv(p, index=False)
+            paths[name].append(p)
+    return paths
+
+
+def check_figure(out: Path, min_png: int = 5000) -> None:
+    png, pdf = out / "fig.png", out / "fig.pdf"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > min_png
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1000
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory) -> dict[str, list[Path]]:
+    return constructed_tables(tmp_path_factory.mktemp("tables"))
+
+
+@pytest.mark.parametrize("figure", FIGURES)
+def test_figure_renders_pdf_and_png(figure, tables, tmp_path):
+    main(
+        [
+            "--figure",
+            figure,
+            "--tables",
+            *map(str, tables[figure]),
+            "--out",
+            str(tmp_path / "fig.pdf"),
+            str(tmp_path / "fig.png"),
+            "--params",
+            '{"dpi": 60, "efficiency": {"cost": "wall_seconds"}}',
+        ]
+    )
+    check_figure(tmp_path)
+
+
+@pytest.mark.parametrize("figure", FIGURES)
+def test_figure_renders_from_empty_tables(figure, tables, tmp_path):
+    empty = []
+    for i, p in enumerate(tables[figure]):
+        e = tmp_path / f"empty{i}.csv"
+        pd.read_csv(p).iloc[:0].to_csv(e, index=False)
+        empty.append(str(e))
+    main(
+        [
+            "--figure",
+            figure,
+            "--tables",
+            *empty,
+            "--out",
+            str(tmp_path / "fig.pdf"),
+            str(tmp_path / "fig.png"),
+            "--params",
+            '{"dpi": 60}',
+        ]
+    )
+    check_figure(tmp_path, min_png=500)
