@@ -1,0 +1,249 @@
+"""LoRA specialists: a short supervised fine-tune (peft) of a base model on one task's TRAIN split.
+
+The ``lora`` model source (registered in :mod:`mocoflow.models_offline`) takes these spec keys:
+
+- ``base``: another configured model's name; its card is read from ``<models dir>/<base>/card.json``
+  (the models dir is the parent of this model's output folder), or ``base_path``: a HF-format folder.
+- ``train_task``: a task config block (any task source, e.g. ``{source: builtin, generator: arithmetic,
+  n_train: 400}``); only its ``train`` split is used, never dev or test.
+- every field of :class:`LoraParams` (defaults documented there), e.g. ``rank``, ``alpha``, ``steps``, ``lr``,
+  ``seed``, ``max_length``.
+
+Training pairs are (prompt, answer): the prompt is :func:`mocoflow.data.prompts.build_prompt` of the item
+wrapped in the base tokenizer's chat template (plain text + newline without one); the answer follows the
+scoring contract (``Answer: <gold>``; coding: the reference solution in a python block) and ends with eos. The
+loss is on answer tokens only. Outputs in ``out_dir``: ``adapter/`` (peft adapter), ``weights/`` (the merged
+full model as safetensors + the base tokenizer: same architecture and tokenizer as the base) and
+``train.json`` (seconds, losses, item and token counts, parameters).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mocoflow.data.schema import Item
+
+log = logging.getLogger("mocoflow.training.lora")
+
+
+@dataclass(frozen=True)
+class LoraParams:
+    """LoRA SFT hyperparameters. Defaults suit a ~135M model on 2 CPU cores (about 2 minutes)."""
+
+    rank: int = 8  # LoRA rank r
+    alpha: int = 16  # LoRA scaling numerator (scale = alpha / rank)
+    dropout: float = 0.0  # LoRA dropout (0 keeps training deterministic and cheap)
+    target_modules: str | list[str] = "all-linear"  # peft targets; "all-linear": every linear but lm_head
+    steps: int = 20  # optimiser steps (~6 s each for SmolLM2-135M, batch 8, on 2 CPU cores)
+    batch_size: int = 8  # sequences per step
+    lr: float = 1e-3  # AdamW peak learning rate (linear warmup over 10% of steps, then linear decay)
+    weight_decay: float = 0.0
+    max_length: int = 256  # prompt + answer tokens; longer pairs are dropped (not truncated)
+    max_items: int = 2000  # at most this many train items (a seeded sample of the train split)
+    seed: int = 0  # torch and sampling seed
+    prompt_style: str = "default"  # mocoflow.data.prompts style
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> LoraParams:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: spec[k] for k in names if k in spec}
+        for f in dataclasses.fields(cls):
+            if f.name in kwargs and f.type in ("int", "float"):
+                kwargs[f.name] = (int if f.type == "int" else float)(kwargs[f.name])
+        return cls(**kwargs)
+
+
+@dataclass
+class TrainResult:
+    weights: Path
+    adapter: Path
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    n_items: int = 0
+    n_tokens: int = 0
+
+
+def answer_text(item: Item) -> str | None:
+    """The reply a specialist is trained to give for ``item`` (the scorers' answer format), or None."""
+    gold = item.gold
+    if item.task_type in ("multiple_choice", "exact_match"):
+        return None if gold is None else f"Answer: {gold}"
+    if item.task_type == "f1_match":
+        if isinstance(gold, list | tuple):
+            gold = gold[0] if gold else None
+        return None if gold is None else f"Answer: {gold}"
+    if item.task_type == "coding":
+        code = item.metadata.get("reference_solution")
+        return f"```python\n{str(code).rstrip()}\n```" if code else None
+    return None
+
+
+def _prompt_head(tokenizer: Any, prompt: str) -> str:
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                             add_generation_prompt=True, tokenize=False)
+    return prompt + "\n"
+
+
+def encode_pairs(tokenizer: Any, items: list[Item], params: LoraParams) -> list[tuple[list[int], int]]:
+    """Token ids per item and the index where the answer starts (loss is taken from there on)."""
+    from mocoflow.data.prompts import build_prompt
+
+    out: list[tuple[list[int], int]] = []
+    dropped = 0
+    for item in items:
+        answer = answer_text(item)
+        if answer is None:
+            dropped += 1
+            continue
+        head = tokenizer(_prompt_head(tokenizer, build_prompt(item, params.prompt_style)),
+                         add_special_tokens=False)["input_ids"]
+        tail = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        if len(head) + len(tail) > params.max_length:
+            dropped += 1
+            continue
+        out.append((head + tail, len(head)))
+    if dropped:
+        log.info("dropped %d of %d training item(s) (no answer or longer than max_length=%d)", dropped,
+                 len(items), params.max_length)
+    if not out:
+        raise ValueError("no usable training items (check the task's train split and max_length)")
+    return out
+
+
+def train_lora(base_path: Path, items: list[Item], out_dir: Path, params: LoraParams) -> TrainResult:
+    """Fine-tune ``base_path`` with LoRA on ``items``; save ``out_dir/adapter`` and merged ``weights``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(str(base_path), local_files_only=True)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    rng = random.Random(params.seed)
+    if len(items) > params.max_items:
+        items = rng.sample(items, params.max_items)
+    pairs = encode_pairs(tokenizer, items, params)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(params.seed)
+        model = AutoModelForCausalLM.from_pretrained(str(base_path), local_files_only=True,
+                                                     dtype=torch.float32)
+        config = LoraConfig(r=params.rank, lora_alpha=params.alpha, lora_dropout=params.dropout,
+                            target_modules=params.target_modules, task_type="CAUSAL_LM", bias="none")
+        model = get_peft_model(model, config)
+        model.train()
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
+        warmup = max(1, params.steps // 10)
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (params.steps - step) / max(1, params.steps - warmup))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        order: list[int] = []
+        losses: list[float] = []
+        n_tokens = 0
+        for step in range(params.steps):
+            batch = []
+            for _ in range(min(params.batch_size, len(pairs))):
+                if not order:
+                    order = list(range(len(pairs)))
+                    rng.shuffle(order)
+                batch.append(pairs[order.pop()])
+            width = max(len(ids) for ids, _ in batch)
+            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            mask = torch.zeros_like(input_ids)
+            labels = torch.full_like(input_ids, -100)
+            for row, (ids, answer_start) in enumerate(batch):  # right padding is fine for training
+                input_ids[row, :len(ids)] = torch.tensor(ids)
+                mask[row, :len(ids)] = 1
+                labels[row, answer_start:len(ids)] = torch.tensor(ids[answer_start:])
+            n_tokens += int(mask.sum())
+            loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            if step % 10 == 0 or step == params.steps - 1:
+                log.info("lora step %d/%d loss %.4f", step + 1, params.steps, losses[-1])
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    adapter, weights = out_dir / "adapter", out_dir / "weights"
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".train-") as tmp:
+        model.save_pretrained(str(Path(tmp) / "adapter"))
+        merged = model.merge_and_unload()
+        merged.save_pretrained(str(Path(tmp) / "weights"), safe_serialization=True)
+        tokenizer.save_pretrained(str(Path(tmp) / "weights"))
+        for name in ("adapter", "weights"):
+            if (out_dir / name).exists():
+                shutil.rmtree(out_dir / name)
+            os.replace(Path(tmp) / name, out_dir / name)
+    return TrainResult(weights=weights, adapter=adapter, losses=losses, seconds=time.perf_counter() - start,
+                       n_items=len(pairs), n_tokens=n_tokens)
+
+
+def resolve_base(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
+    """The base model's weights folder: ``base_path``, or the path in the ``base`` model's card."""
+    if spec.get("base_path"):
+        path = Path(spec["base_path"]).expanduser()
+    elif spec.get("base"):
+        candidates = [out_dir.parent / str(spec["base"]) / "card.json",
+                      Path("results") / "models" / str(spec["base"]) / "card.json"]
+        card = next((c for c in candidates if c.exists()), None)
+        if card is None:
+            raise FileNotFoundError(f"model {name!r}: no card for base model {spec['base']!r} (looked at "
+                                    f"{', '.join(map(str, candidates))}); build it first")
+        path = Path(json.loads(card.read_text())["path"])
+    else:
+        raise ValueError(f"model {name!r}: source 'lora' needs 'base' (a model name) or 'base_path'")
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"model {name!r}: base {path} is not a Hugging Face model folder")
+    return path
+
+
+def load_train_items(name: str, spec: dict[str, Any], cache_dir: Path) -> list[Item]:
+    """The TRAIN split of ``spec['train_task']`` (dev and test are never read for training)."""
+    import mocoflow.data.pypi  # noqa: F401  (registers the PyPI task sources)
+    from mocoflow.data.sources import load_task
+
+    task_spec = spec.get("train_task")
+    if not isinstance(task_spec, dict) or "source" not in task_spec:
+        raise ValueError(f"model {name!r}: source 'lora' needs 'train_task', a task config block with "
+                         "'source'")
+    items = load_task(f"{name}-train", dict(task_spec), cache_dir=cache_dir)["train"]
+    if not items:
+        raise ValueError(f"model {name!r}: train_task has an empty train split (set n_train)")
+    return items
+
+
+def lora_source_impl(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
+    """Build the ``lora`` model ``name`` into ``out_dir``; return the merged weights folder."""
+    from mocoflow.models_offline import default_cache_dir
+
+    base = resolve_base(name, spec, out_dir)
+    params = LoraParams.from_spec(spec)
+    items = load_train_items(name, spec, default_cache_dir(spec) / "tasks")
+    log.info("model %s: LoRA on %s with %d train item(s), %s", name, base, len(items), params)
+    result = train_lora(base, items, out_dir, params)
+    tail = result.losses[-5:]
+    record = {"base": spec.get("base"), "base_path": str(base), "params": dataclasses.asdict(params),
+              "train_items": result.n_items, "train_tokens": result.n_tokens,
+              "train_seconds": round(result.seconds, 2), "initial_loss": result.losses[0],
+              "final_loss": sum(tail) / len(tail), "losses": [round(x, 5) for x in result.losses]}
+    (out_dir / "train.json").write_text(json.dumps(record, indent=2) + "\n")
+    log.info("model %s: trained in %.1fs, loss %.3f -> %.3f", name, result.seconds, record["initial_loss"],
+             record["final_loss"])
+    return result.weights
