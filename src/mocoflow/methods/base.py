@@ -134,16 +134,46 @@ def prediction(item_id: str, output: str, *, prompt_tokens: int = 0, generated_t
 
 
 
+@dataclass
+class MergeContext:
+    """What a merge that evaluates candidates on dev may use (built by the merge stage).
+
+    dev_items: the task's dev split (only dev; never test).
+    decoding: how candidates generate on dev (the study's decoding settings).
+    engine_factory: ``path -> Engine`` without a response cache (candidate weights are swapped in place).
+    score: ``(item, output) -> correct``; None means the task's scorer (``methods.common.score_output``).
+    seed: seed for stochastic merges (search, drop masks, swarms).
+    """
+
+    dev_items: list[Item] = field(default_factory=list)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    engine_factory: Any = None
+    score: Any = None
+    seed: int = 0
+
+
 class MergeMethod(Method):
     """Weight-level method: ``merge`` writes one HF model directory (run by the merge rule, cached like a
-    model), then ``run`` generates from it like from any single model."""
+    model), then ``run`` generates from it like from any single model.
+
+    A merge that needs dev evaluation sets ``uses_dev = True`` and accepts ``ctx: MergeContext``; the merge
+    stage then passes the dev split and an engine factory (the merge rule must list the dev split as input).
+    """
 
     level = "weight"
     needs = frozenset({Need.SAME_ARCHITECTURE, Need.MERGED_MODEL})
+    uses_dev: ClassVar[bool] = False
 
     @abstractmethod
-    def merge(self, pool: list[ModelRef], out_dir: Path) -> Path:
+    def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
         """Write the merged model into ``out_dir`` and return the weights directory."""
+
+    def merge_context(self, ctx: MergeContext | None, *, engine: bool = True) -> MergeContext:
+        """``ctx`` or a clear error when this merge needs dev items (and an engine factory) and got none."""
+        if self.uses_dev and (ctx is None or not ctx.dev_items or (engine and ctx.engine_factory is None)):
+            raise MethodError(f"{self.name}: this merge evaluates candidates on dev; it needs the dev split "
+                              "and an engine factory (MergeContext), which the merge stage passes with --dev")
+        return ctx or MergeContext()
 
     def run(self, ctx: RunContext) -> list[dict[str, Any]]:
         from mocoflow.data.prompts import build_prompt
@@ -152,6 +182,8 @@ class MergeMethod(Method):
             raise MethodError(f"{self.name}: the merged model is missing (the merge rule did not run)")
         engine = ctx.engines.get(ctx.merged_model)
         items = ctx.items["test"]
-        gens = engine.generate([build_prompt(i) for i in items], ctx.decoding, progress=f"{ctx.run} on {ctx.task}")
-        return [prediction(item.id, g.text, prompt_tokens=g.prompt_tokens, generated_tokens=g.generated_tokens,
-                           new_generated_tokens=g.generated_tokens) for item, g in zip(items, gens, strict=True)]
+        gens = engine.generate([build_prompt(i) for i in items], ctx.decoding,
+                               progress=f"{ctx.run} on {ctx.task}")
+        return [prediction(item.id, g.text, prompt_tokens=g.prompt_tokens,
+                           generated_tokens=g.generated_tokens, new_generated_tokens=g.generated_tokens)
+                for item, g in zip(items, gens, strict=True)]

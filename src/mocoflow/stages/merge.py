@@ -8,21 +8,38 @@ from pathlib import Path
 
 from mocoflow.io import write_json
 from mocoflow.methods import METHODS
-from mocoflow.methods.base import MergeMethod, MethodError
+from mocoflow.methods.base import MergeContext, MergeMethod, MethodError
 from mocoflow.models import ModelRef, make_card
 from mocoflow.stages.common import json_arg, parser, setup_logging
 
 log = logging.getLogger("mocoflow.merge")
 
 
-def merge(cards: list[Path], card_out: Path, params: dict) -> dict:
+def merge_context(params: dict, dev: Path | None) -> MergeContext:
+    """Dev items, decoding and an uncached engine factory for merges that evaluate candidates on dev."""
+    from mocoflow.engines.base import DecodingConfig
+    from mocoflow.engines.loader import make_engine
+    from mocoflow.stages.common import read_items
+
+    device = params.get("device", "auto")
+    decoding = DecodingConfig.from_dict(params.get("decoding"))
+    return MergeContext(dev_items=read_items(dev) if dev else [], decoding=decoding,
+                        engine_factory=lambda path: make_engine("merge-candidate", {"path": str(path)},
+                                                                cache_dir=None, device=device),
+                        seed=int(params.get("seed", decoding.seed)))
+
+
+def merge(cards: list[Path], card_out: Path, params: dict, dev: Path | None = None) -> dict:
     method = METHODS.get(params["method"])(params.get("method_params", {}))
     if not isinstance(method, MergeMethod):
         raise MethodError(f"{params['method']} is not a weight-level method; it has no merge step")
     pool = [ModelRef.from_card(c) for c in cards]
     method.check_pool(pool)
     t0 = time.perf_counter()
-    weights = method.merge(pool, card_out.parent / "weights")
+    if method.uses_dev:
+        weights = method.merge(pool, card_out.parent / "weights", merge_context(params, dev))
+    else:
+        weights = method.merge(pool, card_out.parent / "weights")
     seconds = time.perf_counter() - t0
     name = f"{params['run']}@{params['pool']}"
     card = make_card(name, {"source": "merge", "method": params["method"],
@@ -38,9 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cards", type=Path, nargs="+", required=True)
     p.add_argument("--card-out", type=Path, required=True)
     p.add_argument("--params", type=json_arg, required=True)
+    p.add_argument("--dev", type=Path, help="dev split (merges that evaluate candidates on dev)")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
-    merge(args.cards, args.card_out, args.params)
+    merge(args.cards, args.card_out, args.params, args.dev)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,56 @@
+"""DARE (Yu et al. 2024, "Language models are Super Mario"): drop a random ``1 - density`` fraction of each
+task vector's entries and rescale the survivors by ``1 / density`` (exactly ``round(density * n)`` kept per
+tensor, seeded per (seed, tensor name, model)), then combine like task arithmetic (``dare``) or with TIES sign
+election and disjoint mean (``dare_ties``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mocoflow.methods.base import MergeContext, MergeMethod, register
+from mocoflow.methods.weight._common import base_and_others, check_weights
+from mocoflow.models import ModelRef
+from mocoflow.training.merging import dare, merge_checkpoints
+
+
+@dataclass(frozen=True)
+class DareParams:
+    """base: pool model the task vectors are taken from (None = first pool model).
+    density: fraction of each task vector kept (0.5); kept entries are scaled by 1/density.
+    weights: per non-base model (None = 1 each). scale: multiplier on the combined task vectors (1.0).
+    seed: seed of the drop masks (0)."""
+
+    base: str | None = None
+    density: float = 0.5
+    weights: list[float] | None = None
+    scale: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.density <= 1.0:
+            raise ValueError(f"dare density must be in (0, 1], got {self.density}")
+
+
+@register
+class Dare(MergeMethod):
+    name = "dare"
+    Params = DareParams
+    ties_merge = False
+
+    def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
+        p = self.params
+        self.check_pool(pool)
+        base, others = base_and_others(pool, p.base, self.name)
+        weights = check_weights(p.weights, len(others), self.name, "non-base model")
+        return merge_checkpoints(
+            [Path(r.path) for r in (base, *others)], out_dir,
+            lambda key, ts: dare(ts[0], ts[1:], weights, p.density, p.scale, seed=p.seed, name=key,
+                                 ties_merge=self.ties_merge))
+
+
+@register
+class DareTies(Dare):
+    name = "dare_ties"
+    ties_merge = True

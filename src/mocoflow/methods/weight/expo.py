@@ -1,0 +1,74 @@
+"""ExPO (Zheng et al. 2024, "Model Extrapolation Expedites Alignment"): extrapolate from the weaker model
+towards and beyond the stronger one, ``theta = theta_strong + alpha * (theta_strong - theta_weak)``.
+
+Which model is weaker: named by ``weak``/``strong``, else decided on dev (the pool's worst and best dev
+accuracy; ties go to pool order). With ``alpha_candidates`` the extrapolation strength is chosen on dev too
+(the highest dev accuracy, earlier candidate on ties).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, register
+from mocoflow.methods.weight._common import DevEvaluator, ref_by_name
+from mocoflow.models import ModelRef
+from mocoflow.training.merging import expo, load_state, merge_checkpoints
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExpoParams:
+    """alpha: extrapolation strength (0.3, MoCo's default). weak/strong: pool model names (None = decided by
+    dev accuracy: worst is weak, best is strong). alpha_candidates: if set, alpha is picked on dev among them.
+    max_dev_items: dev items used for those choices (32)."""
+
+    alpha: float = 0.3
+    weak: str | None = None
+    strong: str | None = None
+    alpha_candidates: list[float] | None = None
+    max_dev_items: int = 32
+
+
+@register
+class Expo(MergeMethod):
+    name = "expo"
+    Params = ExpoParams
+    uses_dev = True
+
+    def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
+        p = self.params
+        self.check_pool(pool)
+        if len(pool) < 2:
+            raise MethodError(f"{self.name} needs two models (weak and strong); pool has {len(pool)}")
+        needs_dev = not (p.weak and p.strong) or bool(p.alpha_candidates)
+        evaluator = None
+        if needs_dev:
+            evaluator = DevEvaluator(self.merge_context(ctx), pool[0].path, p.max_dev_items)
+        if p.weak and p.strong:
+            weak, strong = (ref_by_name(pool, p.weak, self.name, "weak"),
+                            ref_by_name(pool, p.strong, self.name, "strong"))
+        else:
+            assert evaluator is not None
+            acc = {r.name: evaluator.accuracy(load_state(Path(r.path))) for r in pool}
+            order = sorted(range(len(pool)), key=lambda i: (-acc[pool[i].name], i))
+            strong = ref_by_name(pool, p.strong, self.name, "strong") if p.strong else pool[order[0]]
+            rest = [i for i in order if pool[i].name != strong.name]
+            weak = ref_by_name(pool, p.weak, self.name, "weak") if p.weak else pool[rest[-1]]
+            log.info("expo: dev accuracy %s -> strong %s, weak %s", acc, strong.name, weak.name)
+        if weak.name == strong.name:
+            raise MethodError(f"{self.name}: weak and strong are the same model {weak.name!r}")
+        alpha = p.alpha
+        if p.alpha_candidates:
+            assert evaluator is not None
+            ws, ss = load_state(Path(weak.path)), load_state(Path(strong.path))
+            scores = [evaluator.accuracy({k: expo(ws[k], ss[k], a) for k in ss}) for a in p.alpha_candidates]
+            alpha = p.alpha_candidates[max(range(len(scores)), key=lambda i: (scores[i], -i))]
+            log.info("expo: dev accuracy by alpha %s -> %s",
+                     list(zip(p.alpha_candidates, scores, strict=True)),
+                     alpha)
+        return merge_checkpoints([Path(weak.path), Path(strong.path)], out_dir,
+                                 lambda _k, ts: expo(ts[0], ts[1], alpha))

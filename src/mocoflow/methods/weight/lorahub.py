@@ -1,0 +1,180 @@
+"""LoraHub (Huang et al. 2024): combine LoRA adapters of one base model with weights found by gradient-free
+optimisation on a few dev items.
+
+The combined adapter is ``A = sum_i w_i A_i`` and ``B = sum_i w_i B_i`` for every LoRA matrix (the paper's
+element-wise composition), so the merged model is ``W_base + (alpha / r) * (sum_i w_i B_i)(sum_i w_i A_i)``
+per adapted layer. The weights minimise the cross-entropy of the dev items' reference answers (the same
+``Answer: <gold>`` target the LoRA specialists are trained on) plus ``l1 * sum_i |w_i|``, searched with
+nevergrad's NGOpt from all-zero weights within ``[-bound, bound]`` under a fixed evaluation ``budget``.
+
+Each pool model must carry a LoRA adapter: a model built by the ``lora`` source has ``adapter/`` next to its
+``weights/`` folder; any card may also name ``adapter`` (a peft adapter folder) and ``base`` (the base
+model's HF folder). All adapters must share one base model and one LoRA configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, Need, register
+from mocoflow.models import ModelRef
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoraHubParams:
+    """budget: nevergrad evaluations (40, the paper's). l1: L1 penalty on the weights (0.05).
+    bound: weights are searched in [-bound, bound] (1.5). max_dev_items: dev items in the loss (5, the
+    paper's few-shot setting). seed: optimiser seed (None = the study seed).
+    weights: fixed combination weights (skips the search and the dev split)."""
+
+    budget: int = 40
+    l1: float = 0.05
+    bound: float = 1.5
+    max_dev_items: int = 5
+    seed: int | None = None
+    weights: list[float] | None = None
+
+
+def adapter_and_base(ref: ModelRef) -> tuple[Path, Path]:
+    """The peft adapter folder and base model folder of one pool model, or a MethodError naming why not."""
+    card = ref.card
+    spec = card.get("spec") or {}
+    adapter = Path(card["adapter"]) if card.get("adapter") else Path(ref.path).parent / "adapter"
+    if not (adapter / "adapter_config.json").exists():
+        raise MethodError(f"lorahub needs LoRA adapters; model {ref.name!r} has none (no card['adapter'] "
+                          f"and no {adapter}/adapter_config.json): build it with source 'lora' or set its "
+                          "adapter")
+    candidates: list[Path] = []
+    for value in (card.get("base"), spec.get("base_path")):
+        if value:
+            candidates.append(Path(value))
+    if spec.get("base"):
+        base_card = Path(ref.path).parent.parent / str(spec["base"]) / "card.json"
+        if base_card.exists():
+            candidates.append(Path(json.loads(base_card.read_text())["path"]))
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    if config.get("base_model_name_or_path"):
+        candidates.append(Path(config["base_model_name_or_path"]))
+    for c in candidates:
+        if (c / "config.json").exists():
+            return adapter, c
+    raise MethodError(f"lorahub: cannot find the base model of {ref.name!r} (card['base'], spec base or "
+                      "base_path, "
+                      "and the adapter's base_model_name_or_path give no HF folder: "
+                      f"{[str(c) for c in candidates]})")
+
+
+def combine_lora(states: list[dict[str, Any]], weights: list[float]) -> dict[str, Any]:
+    """``sum_i w_i state_i`` for every LoRA tensor."""
+    return {k: sum(w * s[k].float() for w, s in zip(weights, states, strict=True)) for k in states[0]}
+
+
+@register
+class LoraHub(MergeMethod):
+    name = "lorahub"
+    needs = frozenset({Need.MERGED_MODEL})  # adapters of one base (checked in merge), not full models
+    Params = LoraHubParams
+    uses_dev = True
+
+    def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
+        import shutil
+
+        import torch
+        from peft import PeftModel, set_peft_model_state_dict
+        from peft.utils import load_peft_weights
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from mocoflow.models import TOKENIZER_FILES
+
+        p = self.params
+        found = [adapter_and_base(r) for r in pool]
+        bases = {str(b.resolve()) for _a, b in found}
+        if len(bases) > 1:
+            raise MethodError(f"lorahub: adapters must share one base model; pool has {sorted(bases)}")
+        base = found[0][1]
+        configs = [json.loads((a / "adapter_config.json").read_text()) for a, _b in found]
+        keys = ("r", "lora_alpha", "target_modules")
+        if any({k: c.get(k) for k in keys} != {k: configs[0].get(k) for k in keys} for c in configs):
+            raise MethodError("lorahub: adapters must share rank, alpha and target modules")
+        states = [load_peft_weights(str(a), device="cpu") for a, _b in found]
+        if any(set(s) != set(states[0]) for s in states):
+            raise MethodError("lorahub: adapters have different LoRA tensors")
+        model = AutoModelForCausalLM.from_pretrained(str(base), local_files_only=True, dtype=torch.float32)
+        model = PeftModel.from_pretrained(model, str(found[0][0]))
+        model.eval()
+        if p.weights is not None:
+            if len(p.weights) != len(pool):
+                raise MethodError(f"lorahub: need {len(pool)} weights, got {p.weights}")
+            weights, loss = [float(w) for w in p.weights], None
+        else:
+            ctx = self.merge_context(ctx, engine=False)
+            tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+            batch = answer_batch(tokenizer, ctx.dev_items[:p.max_dev_items])
+            seed = p.seed if p.seed is not None else ctx.seed
+
+            def objective(w: list[float]) -> float:
+                set_peft_model_state_dict(model, combine_lora(states, list(w)))
+                with torch.no_grad():
+                    ce = float(model(**batch).loss)
+                return ce + p.l1 * sum(abs(x) for x in w)
+
+            weights, loss = optimise(objective, len(pool), p.budget, p.bound, seed)
+            log.info("lorahub: weights %s, loss %.4f", weights, loss)
+        set_peft_model_state_dict(model, combine_lora(states, weights))
+        merged = model.merge_and_unload()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        merged.save_pretrained(str(out_dir), safe_serialization=True)
+        for fname in TOKENIZER_FILES:
+            if (base / fname).exists():
+                shutil.copyfile(base / fname, out_dir / fname)
+        (out_dir / "merge.json").write_text(json.dumps(
+            {"method": self.name, "base": str(base), "adapters": [str(a) for a, _b in found],
+             "weights": dict(zip([r.name for r in pool], weights, strict=True)), "loss": loss}, indent=2))
+        return out_dir
+
+
+def answer_batch(tokenizer: Any, items: list[Any]) -> dict[str, Any]:
+    """Right-padded (prompt + reference answer + eos) ids with the loss on the answer tokens only."""
+    import torch
+
+    from mocoflow.engines.loader import encode_prompts
+    from mocoflow.methods.common import prompts_for
+    from mocoflow.training.lora import answer_text
+
+    pairs = []
+    for item, head in zip(items, encode_prompts(tokenizer, prompts_for(items)), strict=True):
+        answer = answer_text(item)
+        if answer is not None:
+            tail = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            pairs.append((head + tail, len(head)))
+    if not pairs:
+        raise MethodError("lorahub: no dev item has a reference answer to compute the loss on")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    width = max(len(ids) for ids, _ in pairs)
+    input_ids = torch.full((len(pairs), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(input_ids)
+    labels = torch.full_like(input_ids, -100)
+    for row, (ids, start) in enumerate(pairs):
+        input_ids[row, :len(ids)] = torch.tensor(ids)
+        mask[row, :len(ids)] = 1
+        labels[row, start:len(ids)] = torch.tensor(ids[start:])
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+def optimise(objective: Any, n: int, budget: int, bound: float, seed: int) -> tuple[list[float], float]:
+    """Minimise ``objective`` over ``[-bound, bound]^n`` with nevergrad NGOpt from zeros (seeded)."""
+    import nevergrad as ng
+    import numpy as np
+
+    param = ng.p.Array(init=np.zeros(n), lower=-bound, upper=bound)
+    param.random_state = np.random.RandomState(seed)
+    optimizer = ng.optimizers.NGOpt(parametrization=param, budget=max(1, budget))
+    best = optimizer.minimize(lambda w: objective([float(x) for x in w]))
+    weights = [float(x) for x in best.value]
+    return weights, objective(weights)
