@@ -8,8 +8,16 @@ from mocoflow import config as study
 from mocoflow.methods import METHODS
 from mocoflow.methods.base import Need
 
-
 validate(config, "../schemas/config.schema.yaml")
+
+# --- scaling pools ---
+# config["scaling"] generates pools scale-k{size}-{i} from one configured pool and adds them to
+# config["pools"] and to the runs listed in scaling.methods (mocoflow.analysis.pools.apply_scaling).
+from mocoflow.analysis.pools import apply_scaling
+
+SCALING_POOLS = list(apply_scaling(config))
+# --- end scaling pools ---
+
 study.validate(config)
 
 PY = os.environ.get("MOCOFLOW_PYTHON", sys.executable)
@@ -46,5 +54,22 @@ def model_gpus(model):
     return int(spec.get("gpus", 1))
 
 
-TABLES = [f"{RESULTS}/tables/main.csv", f"{RESULTS}/tables/singles.csv"]
-FIGURES = expand("figures/main.{ext}", ext=["pdf", "png"])
+TABLES = expand(
+    f"{RESULTS}/tables/{{name}}",
+    name=[
+        "main.csv",
+        "main.md",
+        "main.tex",
+        "win_share.csv",
+        "singles.csv",
+        "emergence.csv",
+        "scaling.csv",
+        "scaling_pools.csv",
+        "efficiency.csv",
+    ],
+)
+FIGURES = expand(
+    "figures/{name}.{ext}",
+    name=["main", "scaling", "efficiency", "emergence"],
+    ext=["pdf", "png"],
+)
