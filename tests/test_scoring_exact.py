@@ -60,7 +60,10 @@ def test_grading(gold: str, output: str, correct: bool) -> None:
     ("gold", "output"),
     [
         ("12", "I could not work this out."),  # numeric gold, no number at all
-        ("valid", "This is a long response that never states any final answer in a recognisable form at all."),
+        (
+            "valid",
+            "This is a long response that never states any final answer in a recognisable form at all.",
+        ),
         ("12", ""),
     ],
 )

@@ -73,4 +73,8 @@ def test_empty_output_is_unparseable(output: str) -> None:
 
 def test_extract_key_normalises() -> None:
     item = f1(["x"])
-    assert extract_answer(item, "Answer: The Eiffel Tower.") == extract_answer(item, "eiffel tower") == "eiffel tower"
+    assert (
+        extract_answer(item, "Answer: The Eiffel Tower.")
+        == extract_answer(item, "eiffel tower")
+        == "eiffel tower"
+    )

@@ -12,8 +12,15 @@ CHOICES = {"A": "Paris", "B": "London", "C": "Berlin", "D": "Madrid"}
 
 
 def mc(gold: str = "C", choices: dict[str, str] | None = None) -> Item:
-    return Item(id="q1", task="t", split="test", task_type="multiple_choice", question="Capital of Germany?",
-                choices=choices or CHOICES, gold=gold)
+    return Item(
+        id="q1",
+        task="t",
+        split="test",
+        task_type="multiple_choice",
+        question="Capital of Germany?",
+        choices=choices or CHOICES,
+        gold=gold,
+    )
 
 
 @pytest.mark.parametrize(
@@ -22,8 +29,14 @@ def mc(gold: str = "C", choices: dict[str, str] | None = None) -> Item:
         ("Answer: B", "B"),  # explicit "Answer:" line
         ("The answer is (C).", "C"),  # parenthesised letter after "answer is"
         ("I first thought A, but the answer is C", "C"),  # the last explicit answer wins
-        ("Answer: A\nOn reflection, the final answer is D.", "D"),  # last explicit answer wins over an earlier one
-        ("Paris is tempting, and London too, but the answer is C.", "C"),  # option text before the answer loses
+        (
+            "Answer: A\nOn reflection, the final answer is D.",
+            "D",
+        ),  # last explicit answer wins over an earlier one
+        (
+            "Paris is tempting, and London too, but the answer is C.",
+            "C",
+        ),  # option text before the answer loses
         ("B", "B"),  # bare letter
         ("B.", "B"),  # bare letter with a period
         ("(B)", "B"),  # bare parenthesised letter
@@ -70,7 +83,12 @@ def test_score_item_grades_against_gold(output: str, correct: bool) -> None:
 
 def test_extract_answer_key_is_the_letter_for_equal_answers() -> None:
     item = mc()
-    assert extract_answer(item, "Answer: C") == extract_answer(item, "(C)") == extract_answer(item, "Berlin") == "C"
+    assert (
+        extract_answer(item, "Answer: C")
+        == extract_answer(item, "(C)")
+        == extract_answer(item, "Berlin")
+        == "C"
+    )
     assert extract_answer(item, "no idea") is None
 
 

@@ -30,6 +30,7 @@ _HUMANEVAL_PREFIX = re.compile(r"^\s*Complete the following code\s*:?\s*\n", re.
 _TOP_DEF = re.compile(r"^def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
 _ASSERT_CALL = re.compile(r"assert\s+(?:not\s+)?\(?\s*(?:math\.isclose\(\s*|set\(\s*)?([A-Za-z_]\w*)\s*\(")
 _CODE_START = re.compile(r"^(?:def |class |import |from |@|async def )", re.MULTILINE)
+_CANDIDATE = "_mocoflow_candidate"
 _NOT_ENTRY = {
     "candidate",
     "isinstance",
@@ -135,7 +136,9 @@ def _indent_if_body(solution: str) -> str:
 
 
 def build_test_program(solution: str, test: str, entry: str, token: str) -> str:
-    return f"{solution}\n\n{test}\n\ncheck({entry})\nprint('{token}')\n"
+    """Solution, test, ``check(<entry point>)``, token print. The entry point is bound before the test is
+    defined, so a function under test named ``check`` (MBPP has one) is not shadowed."""
+    return f"{solution}\n\n{_CANDIDATE} = {entry}\n\n{test}\n\ncheck({_CANDIDATE})\nprint('{token}')\n"
 
 
 class CodingScorer(Scorer):
