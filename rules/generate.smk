@@ -2,7 +2,7 @@ rule generate:
     """One model x one task x one split: the shared generations every method reads."""
     input:
         card=f"{RESULTS}/models/{{model}}/card.json",
-        items=f"{RESULTS}/data/{{task}}/{{split}}.jsonl",
+        split_items=f"{RESULTS}/data/{{task}}/{{split}}.jsonl",
     output:
         gens=f"{RESULTS}/generations/{{model}}/{{task}}/{{split}}.jsonl",
         usage=f"{RESULTS}/generations/{{model}}/{{task}}/{{split}}.usage.json",
@@ -26,5 +26,5 @@ rule generate:
         mem_mb=8000,
         runtime=120,
     shell:
-        "OMP_NUM_THREADS={threads} {PY} -m mocoflow.stages.generate --card {input.card} --items {input.items}"
+        "OMP_NUM_THREADS={threads} {PY} -m mocoflow.stages.generate --card {input.card} --items {input.split_items}"
         " --out {output.gens} --usage {output.usage} --params {params.spec:q} 2> {log}"

@@ -1,7 +1,7 @@
 rule score_single:
     """Score one model's shared test generations (the single-model baselines)."""
     input:
-        items=f"{RESULTS}/data/{{task}}/test.jsonl",
+        split_items=f"{RESULTS}/data/{{task}}/test.jsonl",
         preds=f"{RESULTS}/generations/{{model}}/{{task}}/test.jsonl",
         usage=f"{RESULTS}/generations/{{model}}/{{task}}/test.usage.json",
     output:
@@ -15,14 +15,14 @@ rule score_single:
     resources:
         gpu=0,
     shell:
-        "{PY} -m mocoflow.stages.score --items {input.items} --predictions {input.preds}"
+        "{PY} -m mocoflow.stages.score --items {input.split_items} --predictions {input.preds}"
         " --usage {input.usage} --labels {params.labels:q} --out {output} 2> {log}"
 
 
 rule score_run:
     """Score one run's predictions item by item, with cost columns."""
     input:
-        items=f"{RESULTS}/data/{{task}}/test.jsonl",
+        split_items=f"{RESULTS}/data/{{task}}/test.jsonl",
         preds=f"{RESULTS}/runs/{{run}}/{{pool}}/{{task}}/test.jsonl",
         usage=f"{RESULTS}/runs/{{run}}/{{pool}}/{{task}}/usage.json",
     output:
@@ -36,5 +36,5 @@ rule score_run:
     resources:
         gpu=0,
     shell:
-        "{PY} -m mocoflow.stages.score --items {input.items} --predictions {input.preds}"
+        "{PY} -m mocoflow.stages.score --items {input.split_items} --predictions {input.preds}"
         " --usage {input.usage} --labels {params.labels:q} --out {output} 2> {log}"
