@@ -108,41 +108,11 @@ def _preexec(limits: Limits, cpu_s: int, nproc: int, uid: int | None, netns: boo
 
 
 def _bwrap_argv(workdir: str) -> list[str]:
-    return [
-        "bwrap",
-        "--unshare-all",
-        "--die-with-parent",
-        "--new-session",
-        "--ro-bind",
-        "/",
-        "/",
-        "--tmpfs",
-        "/tmp",
-        "--bind",
-        workdir,
-        workdir,
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-        "--chdir",
-        workdir,
-        "--clearenv",
-        "--setenv",
-        "PATH",
-        _MIN_ENV["PATH"],
-        "--setenv",
-        "LANG",
-        _MIN_ENV["LANG"],
-        "--setenv",
-        "HOME",
-        workdir,
-        "--setenv",
-        "TMPDIR",
-        workdir,
-        "--cap-drop",
-        "ALL",
-    ]
+    fixed = "bwrap --unshare-all --die-with-parent --new-session --cap-drop ALL --ro-bind / / --tmpfs /tmp"
+    env = ["--clearenv", "--setenv", "PATH", _MIN_ENV["PATH"], "--setenv", "LANG", _MIN_ENV["LANG"]]
+    env += ["--setenv", "HOME", workdir, "--setenv", "TMPDIR", workdir]
+    mounts = ["--bind", workdir, workdir, "--dev", "/dev", "--proc", "/proc", "--chdir", workdir]
+    return fixed.split() + mounts + env
 
 
 def _kill_uid(uid: int) -> None:
