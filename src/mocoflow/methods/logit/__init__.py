@@ -1,3 +1,3 @@
 """Logit-level methods: combine next-token distributions of same-tokenizer models."""
 
-from mocoflow.methods.logit import fusion  # noqa: F401
+from mocoflow.methods.logit import contrastive, contrastive_decoding, fusion, proxy_tuning  # noqa: F401
