@@ -1,3 +1,10 @@
-"""API-level methods: choose which model answers (routing, cascades)."""
+"""API-level methods: choose which model answers (routing, cascades), or which model writes the next
+stretch of text (nudging, switch generation, mentor collaboration, Co-LLM)."""
 
-from mocoflow.methods.api import cascade  # noqa: F401
+from mocoflow.methods.api import (  # noqa: F401
+    cascade,
+    graph_router,
+    oracle_router,
+    random_router,
+    trained_router,
+)
