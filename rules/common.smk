@@ -29,8 +29,9 @@ SPLITS = ["dev", "test"]
 RUNS = study.runs(config)
 POOL_MODELS = sorted(study.pool_models(config))
 TASKS = list(config["tasks"])
-LEVELS = {name: METHODS.get(name).level for name in METHODS.names()}
 RUN_METHOD = {r: spec.get("method", r) for r, spec in config["methods"].items()}
+# only the configured methods: params must not change when an unrelated method is registered
+LEVELS = {m: METHODS.get(m).level for m in sorted(set(RUN_METHOD.values()))}
 
 
 wildcard_constraints:
