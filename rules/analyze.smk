@@ -28,7 +28,7 @@ def analysis_spec():
         {
             "pools": config["pools"],
             "methods": RUN_METHOD,
-            "levels": LEVELS,
+            "levels": {m: LEVELS[m] for m in sorted(set(RUN_METHOD.values()))},
             "domains": {
                 t: spec.get("domain", "other") for t, spec in config["tasks"].items()
             },

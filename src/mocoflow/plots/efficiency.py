@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mocoflow.analysis.pools import PREFIX as SCALING_PREFIX
 from mocoflow.plots.common import empty, pyplot, save, settings
 
 COST_LABELS = {
@@ -22,15 +23,20 @@ COST_LABELS = {
 
 def plot_efficiency(table: pd.DataFrame, out_paths: list[Path], params: dict[str, Any] | None = None) -> None:
     """Settings: ``plots.efficiency.cost`` (a cost column, default ``flops``), ``log`` (default true),
-    ``task`` (default "all": every task, costs summed, accuracy item-weighted). Filled markers: collaborative
-    runs; grey crosses: single models; the line joins the Pareto front (``on_front_<cost>``, else recomputed).
+    ``task`` (default "all": every task, costs summed, accuracy item-weighted), ``scaling_pools`` (default
+    false: generated scaling pools left out). Filled markers: collaborative runs; grey crosses: single models;
+    the line joins the Pareto front (``on_front_<cost>``, else recomputed).
     """
+    from matplotlib.ticker import NullFormatter
+
     from mocoflow.analysis.stats import pareto_front
 
     opts = settings(params or {}, "efficiency")
     plt, sns = pyplot(opts)
     cost, task = str(opts.get("cost", "flops")), str(opts.get("task", "all"))
     data = table[table["task"] == task] if len(table) else table
+    if not opts.get("scaling_pools", False) and len(data):
+        data = data[~data["pool"].astype(str).str.startswith(SCALING_PREFIX)]
     pools = sorted(data["pool"].unique()) if len(data) else []
     ncols = max(1, min(3, len(pools)))
     nrows = max(1, int(np.ceil(len(pools) / ncols)))
@@ -76,10 +82,17 @@ def plot_efficiency(table: pd.DataFrame, out_paths: list[Path], params: dict[str
         )
         if log:
             ax.set_xscale("log")
+            positive = g.loc[g[cost] > 0, cost]
+            if len(positive) and positive.max() / positive.min() >= 10:
+                ax.xaxis.set_minor_formatter(NullFormatter())  # major (decade) labels suffice
+            else:
+                ax.tick_params(axis="x", which="both", labelrotation=30, labelsize="x-small")
         ax.set_title(f"pool {pool}", fontsize="small")
-        ax.set_xlabel(COST_LABELS.get(cost, cost))
-        ax.set_ylabel("accuracy on test")
-        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("")
+        ax.set_ylabel("accuracy on test" if ax in axes[:, 0] else "")
+        ax.set_ylim(-0.02, 1.02)
+    if pools:
+        fig.supxlabel(COST_LABELS.get(cost, cost), fontsize="medium")
     handles, labels = [], []
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):

@@ -40,7 +40,7 @@ def plot_scaling(
         left.set_xticks(sorted(size["pool_size"].unique()))
         left.set_xlabel("pool size (models)")
         left.set_ylabel(f"accuracy on test ({'all tasks' if task == 'all' else task})")
-        left.set_ylim(0, 1.02)
+        left.set_ylim(-0.02, 1.02)
     pools = by_pool if task == "all" or by_pool.empty else by_pool[by_pool["task"] == task]
     if pools.empty:
         empty(right, "pools")
@@ -67,7 +67,7 @@ def plot_scaling(
         )
         right.set_xlabel("pool diversity (mean pairwise disagreement)")
         right.set_ylabel("accuracy on test")
-        right.set_ylim(0, 1.02)
+        right.set_ylim(-0.02, 1.02)
     handles, labels = left.get_legend_handles_labels()
     if handles:
         right.legend(
