@@ -31,8 +31,9 @@ def validate(config: dict[str, Any]) -> None:
     """Check cross-references: pool members, method names, method pools/tasks, model/task sources."""
     from mocoflow.data.sources import SOURCES
     from mocoflow.methods import METHODS
-    from mocoflow.models import MODEL_SOURCES
+    from mocoflow.models import model_sources
 
+    MODEL_SOURCES = model_sources()
     models, pools, tasks = config["models"], config["pools"], config["tasks"]
     for name, spec in models.items():
         if spec["source"] not in MODEL_SOURCES:

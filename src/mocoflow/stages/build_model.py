@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from mocoflow.io import write_json
-from mocoflow.models import MODEL_SOURCES, make_card
+from mocoflow.models import make_card, model_sources
 from mocoflow.stages.common import json_arg, parser, setup_logging
 
 log = logging.getLogger("mocoflow.build_model")
@@ -16,7 +16,7 @@ log = logging.getLogger("mocoflow.build_model")
 def build_model(name: str, spec: dict, card_path: Path) -> dict:
     out_dir = card_path.parent
     t0 = time.perf_counter()
-    weights = MODEL_SOURCES.get(spec["source"])(name, spec, out_dir)
+    weights = model_sources().get(spec["source"])(name, spec, out_dir)
     card = make_card(name, spec, weights, build_seconds=round(time.perf_counter() - t0, 3))
     write_json(card_path, card)
     log.info("model %s: %s parameters, architecture %s, tokenizer %s", name, f"{card['parameters']:,}",
