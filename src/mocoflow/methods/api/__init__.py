@@ -5,6 +5,7 @@ from mocoflow.methods.api import (  # noqa: F401
     cascade,
     graph_router,
     oracle_router,
+    prompt_routing,
     random_router,
     trained_router,
 )
