@@ -25,8 +25,15 @@ def collaborate_inputs(wc):
         "gens": list(generation_inputs(wc).values()),
     }
     if Need.MERGED_MODEL in needs(wc.run):
-        inputs["merged"] = f"{RESULTS}/merged/{wc.run}/{wc.pool}/card.json"
+        inputs["merged"] = merged_card(wc)
     return inputs
+
+
+def merged_card(wc):
+    """Merges that choose weights on dev are per task; the others are built once per pool."""
+    if getattr(method_of(wc.run), "uses_dev", False):
+        return f"{RESULTS}/merged/{wc.run}/{wc.pool}/{wc.task}/card.json"
+    return f"{RESULTS}/merged/{wc.run}/{wc.pool}/card.json"
 
 
 def run_params(wc):
@@ -55,6 +62,19 @@ def run_gpus(wc):
     return 0
 
 
+def merge_params(wc):
+    return json.dumps(
+        {
+            "run": wc.run,
+            "pool": wc.pool,
+            "method": RUN_METHOD[wc.run],
+            "method_params": config["methods"][wc.run].get("params", {}),
+            "decoding": DECODING,
+            "device": DEVICE,
+        }
+    )
+
+
 rule merge:
     """Weight-level methods: build the merged model of one pool once (cached like any model)."""
     input:
@@ -62,14 +82,7 @@ rule merge:
     output:
         card=f"{RESULTS}/merged/{{run}}/{{pool}}/card.json",
     params:
-        spec=lambda wc: json.dumps(
-            {
-                "run": wc.run,
-                "pool": wc.pool,
-                "method": RUN_METHOD[wc.run],
-                "method_params": config["methods"][wc.run].get("params", {}),
-            }
-        ),
+        spec=merge_params,
     log:
         f"{RESULTS}/logs/merge/{{run}}/{{pool}}.log",
     benchmark:
@@ -80,6 +93,28 @@ rule merge:
     shell:
         "{PY} -m mocoflow.stages.merge --cards {input.cards} --card-out {output.card}"
         " --params {params.spec:q} 2> {log}"
+
+
+rule merge_dev:
+    """Merges that evaluate candidates on the task's dev split (greedy soup, ExPO, swarms, LoraHub)."""
+    input:
+        cards=lambda wc: [f"{RESULTS}/models/{m}/card.json" for m in pool_members(wc.pool)],
+        dev=f"{RESULTS}/data/{{task}}/dev.jsonl",
+    output:
+        card=f"{RESULTS}/merged/{{run}}/{{pool}}/{{task}}/card.json",
+    params:
+        spec=merge_params,
+    threads: min(4, workflow.cores)
+    log:
+        f"{RESULTS}/logs/merge/{{run}}/{{pool}}/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/merge/{{run}}/{{pool}}/{{task}}.tsv"
+    resources:
+        gpu=1,
+        mem_mb=16000,
+    shell:
+        "OMP_NUM_THREADS={threads} {PY} -m mocoflow.stages.merge --cards {input.cards} --dev {input.dev}"
+        " --card-out {output.card} --params {params.spec:q} 2> {log}"
 
 
 rule collaborate:

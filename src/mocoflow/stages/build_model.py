@@ -6,7 +6,7 @@ import logging
 import time
 from pathlib import Path
 
-from mocoflow.io import write_json
+from mocoflow.io import read_json, write_json
 from mocoflow.models import make_card, model_sources
 from mocoflow.stages.common import json_arg, parser, setup_logging
 
@@ -17,7 +17,8 @@ def build_model(name: str, spec: dict, card_path: Path) -> dict:
     out_dir = card_path.parent
     t0 = time.perf_counter()
     weights = model_sources().get(spec["source"])(name, spec, out_dir)
-    card = make_card(name, spec, weights, build_seconds=round(time.perf_counter() - t0, 3))
+    provenance = {f.stem: read_json(f) for f in (out_dir / "source.json", out_dir / "train.json") if f.exists()}
+    card = make_card(name, spec, weights, build_seconds=round(time.perf_counter() - t0, 3), **provenance)
     write_json(card_path, card)
     log.info("model %s: %s parameters, architecture %s, tokenizer %s", name, f"{card['parameters']:,}",
              card["architecture"], card["tokenizer"])

@@ -1,0 +1,111 @@
+# Model-based scorers (judges): one GPU job per judge x predictions file x task, output cached like any node.
+# Config: the optional `judges:` block (see src/mocoflow/scoring/judges.py). Without the judge's weights a job
+# writes status "skipped" with the reason, asks for no GPU, and reruns by itself once the weights appear
+# (the weights state is a param).
+import functools
+
+from mocoflow.scoring.judges import judge_specs, weights_state
+
+JUDGES = judge_specs(config)
+
+
+wildcard_constraints:
+    judge="[^/]+",
+
+
+@functools.cache
+def judge_weights(judge):
+    return weights_state(JUDGES[judge])
+
+
+def judge_gpus(wc):
+    return JUDGES[wc.judge].gpus if judge_weights(wc.judge) == "available" else 0
+
+
+def judge_json(wc):
+    return json.dumps({"name": wc.judge, **JUDGES[wc.judge].to_dict()}, sort_keys=True)
+
+
+def judges_for(task):
+    return [name for name, spec in JUDGES.items() if task in spec.tasks]
+
+
+def judgments_single(wc):
+    """Judge name -> judgments file for one model's test generations on wc.task (for score_single)."""
+    return {
+        j: f"{RESULTS}/judgments/{j}/single/{wc.model}/{wc.task}.jsonl"
+        for j in judges_for(wc.task)
+    }
+
+
+def judgments_run(wc):
+    """Judge name -> judgments file for one run's predictions on wc.task (for score_run)."""
+    return {
+        j: f"{RESULTS}/judgments/{j}/runs/{wc.run}/{wc.pool}/{wc.task}.jsonl"
+        for j in judges_for(wc.task)
+    }
+
+
+JUDGMENTS = [
+    f"{RESULTS}/judgments/{j}/single/{m}/{t}.jsonl"
+    for j, spec in JUDGES.items()
+    for t in spec.tasks
+    for m in POOL_MODELS
+] + [
+    f"{RESULTS}/judgments/{j}/runs/{r.run}/{r.pool}/{r.task}.jsonl"
+    for j, spec in JUDGES.items()
+    for r in RUNS
+    if r.task in spec.tasks
+]
+
+
+rule judge_single:
+    """One judge on one model's shared test generations for one task."""
+    input:
+        split_items=f"{RESULTS}/data/{{task}}/test.jsonl",
+        preds=f"{RESULTS}/generations/{{model}}/{{task}}/test.jsonl",
+    output:
+        judgments=f"{RESULTS}/judgments/{{judge}}/single/{{model}}/{{task}}.jsonl",
+        usage=f"{RESULTS}/judgments/{{judge}}/single/{{model}}/{{task}}.usage.json",
+    params:
+        judge=judge_json,
+        weights=lambda wc: judge_weights(wc.judge),
+    threads: min(4, workflow.cores)
+    log:
+        f"{RESULTS}/logs/judge/{{judge}}/single/{{model}}/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/judge/{{judge}}/single/{{model}}/{{task}}.tsv"
+    resources:
+        gpu=judge_gpus,
+        mem_mb=32000,
+        runtime=120,
+    shell:
+        "OMP_NUM_THREADS={threads} {PY} -m mocoflow.scoring.judges --judge {params.judge:q}"
+        " --items {input.split_items} --predictions {input.preds} --out {output.judgments}"
+        " --usage {output.usage} 2> {log}"
+
+
+rule judge_run:
+    """One judge on one run's predictions (a method on a pool) for one task."""
+    input:
+        split_items=f"{RESULTS}/data/{{task}}/test.jsonl",
+        preds=f"{RESULTS}/runs/{{run}}/{{pool}}/{{task}}/test.jsonl",
+    output:
+        judgments=f"{RESULTS}/judgments/{{judge}}/runs/{{run}}/{{pool}}/{{task}}.jsonl",
+        usage=f"{RESULTS}/judgments/{{judge}}/runs/{{run}}/{{pool}}/{{task}}.usage.json",
+    params:
+        judge=judge_json,
+        weights=lambda wc: judge_weights(wc.judge),
+    threads: min(4, workflow.cores)
+    log:
+        f"{RESULTS}/logs/judge/{{judge}}/runs/{{run}}/{{pool}}/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/judge/{{judge}}/runs/{{run}}/{{pool}}/{{task}}.tsv"
+    resources:
+        gpu=judge_gpus,
+        mem_mb=32000,
+        runtime=120,
+    shell:
+        "OMP_NUM_THREADS={threads} {PY} -m mocoflow.scoring.judges --judge {params.judge:q}"
+        " --items {input.split_items} --predictions {input.preds} --out {output.judgments}"
+        " --usage {output.usage} 2> {log}"
