@@ -1,0 +1,175 @@
+"""Model-based scorers: config, visible skipping without weights, reward/verifier logic, tiny real models."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from mocoflow.data.schema import Item
+from mocoflow.scoring import judges
+from mocoflow.scoring.judges import (
+    DEFAULT_MODELS,
+    JudgeConfigError,
+    JudgeSpec,
+    apply_judgments,
+    judge_specs,
+    parse_decision,
+    run_judge,
+    weights_state,
+)
+
+
+def _item(i: int, task_type: str = "reward_model", gold: Any = None, **kw: Any) -> Item:
+    return Item(id=f"t-{i}", task="x", split="test", task_type=task_type, question=f"question {i}?", gold=gold,
+                **kw)
+
+
+def test_defaults_are_mocos_judges():
+    specs = judge_specs({"judges": {"reward": {"kind": "reward_model"}, "verifier": {}}, "tasks": {}})
+    assert specs["reward"].model == "Skywork/Skywork-Reward-Llama-3.1-8B-v0.2"
+    assert specs["verifier"].model == "TIGER-Lab/general-verifier" == DEFAULT_MODELS["verifier"]
+    assert specs["reward"].gpus == 1 and specs["verifier"].kind == "verifier"
+
+
+@pytest.mark.parametrize(("block", "message"), [
+    ({"j": {"kind": "oracle"}}, "kind must be one of"),
+    ({"reward": {"weights": 1}}, "unknown key"),
+    ({"reward": {"tasks": ["nope"]}}, "unknown task 'nope'"),
+    ({"reward": {"backend": "vllm"}}, "transformers only"),
+])
+def test_bad_config_is_refused(block: dict[str, Any], message: str):
+    with pytest.raises(JudgeConfigError, match=message):
+        judge_specs({"judges": block, "tasks": {"a": {}}})
+
+
+def test_without_weights_every_item_is_skipped_with_the_reason(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = JudgeSpec.from_config("reward", {"kind": "reward_model", "model": "nobody/not-cached-model"})
+    items = [_item(0), _item(1)]
+    rows, usage = run_judge(spec, items, {"t-0": "a", "t-1": "b"})
+    assert [r.status for r in rows] == ["skipped", "skipped"]
+    assert "not in the local Hugging Face cache" in rows[0].detail and "HF_HUB_OFFLINE" in rows[0].detail
+    assert rows[0].score == 0.0 and rows[0].correct is False and usage["model_loads"] == 0
+    assert weights_state(spec).startswith("unavailable:")
+
+
+def test_weights_state_available_for_local_folder(tiny_model_dir: Path):
+    assert weights_state(JudgeSpec.from_config("v", {"kind": "verifier", "model": str(tiny_model_dir)})) \
+        == "available"
+
+
+class FakeReward:
+    def __init__(self, values: list[float]) -> None:
+        self.values = values
+        self.seen: list[Any] = []
+
+    def rewards(self, conversations: Any) -> list[float]:
+        self.seen = list(conversations)
+        return self.values
+
+
+class FakeVerifier:
+    def __init__(self, replies: list[str]) -> None:
+        self.replies = replies
+        self.prompts: list[str] = []
+
+    def complete(self, prompts: Any, max_new_tokens: int) -> list[str]:
+        self.prompts = list(prompts)
+        return self.replies[:len(prompts)]
+
+
+def test_reward_scores_are_sigmoid_of_reward_minus_threshold():
+    spec = JudgeSpec.from_config("reward", {"kind": "reward_model", "threshold": 1.0})
+    backend = FakeReward([3.0, -2.0])
+    rows, _ = run_judge(spec, [_item(0), _item(1)], {"t-0": "good", "t-1": "bad"}, backend=backend)
+    assert backend.seen[0] == [{"role": "user", "content": "question 0?"}, {"role": "assistant", "content": "good"}]
+    assert rows[0].score == pytest.approx(1 / (1 + math.exp(-2.0))) and rows[0].correct and rows[0].value == 3.0
+    assert rows[1].score == pytest.approx(1 / (1 + math.exp(3.0))) and not rows[1].correct
+
+
+def test_verifier_prompt_decisions_and_missing_reference():
+    spec = JudgeSpec.from_config("verifier", {"kind": "verifier"})
+    items = [_item(0, "exact_match", "42"), _item(1, "exact_match", "7"), _item(2, "exact_match", "1"),
+             _item(3, "noncompliance", None)]
+    backend = FakeVerifier(["... Final Decision: Yes", "Final Decision: **No**", "I think so"])
+    rows, _ = run_judge(spec, items, {"t-0": "42.0", "t-1": "8", "t-2": "1", "t-3": "no"}, backend=backend)
+    assert [r.status for r in rows] == ["ok", "ok", "unparseable", "skipped"]
+    assert [r.correct for r in rows] == [True, False, False, False]
+    assert "### Ground Truth Answer: 42" in backend.prompts[0] and "### Student Answer: 42.0" in backend.prompts[0]
+    assert backend.prompts[0].startswith("User: ### Question: question 0?")
+    assert len(backend.prompts) == 3 and rows[3].detail == "no reference answer to verify against"
+    assert parse_decision("Final Decision: No ... Final Decision: Yes") is True
+
+
+def test_missing_prediction_is_an_error():
+    with pytest.raises(ValueError, match="no prediction for 1 items"):
+        run_judge(JudgeSpec.from_config("reward", {}), [_item(0)], {}, backend=FakeReward([0.0]))
+
+
+def test_apply_judgments_scores_skipped_reward_items_and_adds_columns():
+    df = pd.DataFrame([
+        {"id": "t-0", "task_type": "reward_model", "status": "skipped", "score": 0.0, "correct": False},
+        {"id": "t-1", "task_type": "reward_model", "status": "skipped", "score": 0.0, "correct": False},
+        {"id": "t-2", "task_type": "exact_match", "status": "ok", "score": 1.0, "correct": True},
+    ])
+    out = apply_judgments(df, {
+        "reward": [{"id": "t-0", "kind": "reward_model", "status": "ok", "score": 0.8, "correct": True},
+                   {"id": "t-1", "kind": "reward_model", "status": "skipped", "score": 0.0, "correct": False}],
+        "verifier": [{"id": "t-2", "kind": "verifier", "status": "ok", "score": 0.0, "correct": False}],
+    })
+    assert list(out["status"]) == ["ok", "skipped", "ok"]
+    assert list(out["score"]) == [0.8, 0.0, 1.0]  # the verifier adds columns, never overrides a rule score
+    assert list(out["scored_by"]) == ["reward", "rule", "rule"]
+    assert list(out["judge_verifier_status"]) == ["missing", "missing", "ok"]
+    assert bool(out["judge_verifier_correct"][2]) is False
+
+
+# --------------------------------------------------------------------------- tiny real models
+
+
+@pytest.fixture(scope="module")
+def tiny_reward_dir(tiny_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    out = tmp_path_factory.mktemp("tiny-reward")
+    tok = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir), local_files_only=True)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2, num_labels=1, pad_token_id=tok.pad_token_id)
+    LlamaForSequenceClassification(cfg).save_pretrained(out)
+    for f in tiny_tokenizer_dir.iterdir():
+        shutil.copy(f, out / f.name)
+    return out
+
+
+def test_tiny_reward_model_scores_through_the_cli(tiny_reward_dir: Path, tmp_path: Path):
+    from mocoflow.io import read_jsonl, write_jsonl
+
+    items = [_item(0), _item(1)]
+    write_jsonl(tmp_path / "items.jsonl", [i.to_dict() for i in items])
+    write_jsonl(tmp_path / "preds.jsonl", [{"id": "t-0", "output": "yes"}, {"id": "t-1", "output": "a longer one"}])
+    judges.main(["--judge", json.dumps({"name": "reward", "kind": "reward_model", "model": str(tiny_reward_dir),
+                                        "gpus": 0}),
+                 "--items", str(tmp_path / "items.jsonl"), "--predictions", str(tmp_path / "preds.jsonl"),
+                 "--out", str(tmp_path / "j.jsonl"), "--usage", str(tmp_path / "u.json")])
+    rows = read_jsonl(tmp_path / "j.jsonl")
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert all(isinstance(r["value"], float) and 0 < r["score"] < 1 for r in rows)
+    assert rows[0]["value"] != rows[1]["value"]
+    usage = json.loads((tmp_path / "u.json").read_text())
+    assert usage["model_loads"] == 1 and usage["status_counts"] == {"ok": 2}
+
+
+def test_tiny_causal_lm_as_verifier_is_run_not_faked(tiny_model_dir: Path):
+    spec = JudgeSpec.from_config("verifier", {"kind": "verifier", "model": str(tiny_model_dir), "gpus": 0,
+                                              "max_new_tokens": 4})
+    rows, usage = run_judge(spec, [_item(0, "exact_match", "4")], {"t-0": "4"})
+    assert usage["model_loads"] == 1
+    assert rows[0].status in ("ok", "unparseable")  # a random model rarely says "Final Decision"
