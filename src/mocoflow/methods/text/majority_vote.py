@@ -2,16 +2,27 @@
 
 Each model's answer is reduced to a canonical key by the task's scorer (``extract_answer``), so
 "1,000" and "1000" vote together. Unparseable answers never win. Ties are broken deterministically:
-by the earliest model in pool order among the tied answers' supporters.
+by the earliest model in pool order among the tied answers' supporters (``tie_break: "pool_order"``, the
+default), or by the supporter with the highest dev accuracy, then pool order (``tie_break: "dev_accuracy"``;
+reads the shared dev generations).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
-from mocoflow.methods.base import Method, Need, RunContext, prediction, register
-from mocoflow.methods.common import reused_costs
+from mocoflow.methods.base import Method, MethodError, Need, RunContext, prediction, register
+from mocoflow.methods.common import dev_accuracy, reused_costs
+
+
+@dataclass(frozen=True)
+class MajorityVoteParams:
+    """tie_break: "pool_order" (default: the earliest supporter in pool order) or "dev_accuracy" (the
+    supporter with the highest dev accuracy; pool order among equals)."""
+
+    tie_break: str = "pool_order"
 
 
 def vote(keys: list[str | None]) -> int | None:
@@ -31,16 +42,25 @@ def vote(keys: list[str | None]) -> int | None:
 class MajorityVote(Method):
     name = "majority_vote"
     level = "text"
-    needs = frozenset({Need.TEST_GENERATIONS})
+    # dev generations are read only with tie_break="dev_accuracy"; needs are per class, so both are declared
+    needs = frozenset({Need.TEST_GENERATIONS, Need.DEV_GENERATIONS})
+    Params = MajorityVoteParams
 
     def run(self, ctx: RunContext) -> list[dict[str, Any]]:
+        from mocoflow.methods.text._shared import vote_index
         from mocoflow.scoring import extract_answer
 
+        p: MajorityVoteParams = self.params
+        if p.tie_break not in ("pool_order", "dev_accuracy"):
+            raise MethodError(f"majority_vote: tie_break must be 'pool_order' or 'dev_accuracy', "
+                              f"not {p.tie_break!r}")
+        acc = dev_accuracy(ctx) if p.tie_break == "dev_accuracy" else {r.name: 0.0 for r in ctx.pool}
+        priority = [(acc[ref.name], -k) for k, ref in enumerate(ctx.pool)]
         out = []
         for item in ctx.items["test"]:
             recs = [ctx.gen(ref.name, "test", item.id) for ref in ctx.pool]
             keys = [extract_answer(item, r["output"]) for r in recs]
-            winner = vote(keys)
+            winner = vote(keys) if p.tie_break == "pool_order" else vote_index(keys, priority)
             # all unparseable: pass the first model's output through (it scores as unparseable)
             chosen = recs[winner if winner is not None else 0]
             votes = sum(1 for k in keys if winner is not None and k == keys[winner])
