@@ -30,7 +30,7 @@ def analysis_spec():
             "methods": RUN_METHOD,
             "levels": {m: LEVELS[m] for m in sorted(set(RUN_METHOD.values()))},
             "domains": {
-                t: spec.get("domain", "other") for t, spec in config["tasks"].items()
+                t: spec.get("area", "other") for t, spec in config["tasks"].items()
             },
             "shared_splits": {run: shared_splits(run) for run in config["methods"]},
             "scaling_pools": SCALING_POOLS or None,

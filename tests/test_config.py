@@ -35,10 +35,10 @@ def test_shipped_configs_validate_against_schema_and_names():
     ("mutate", "message"),
     [
         (lambda c: c["pools"].__setitem__("trio", ["tiny-a", "tiny-z"]),
-         "pools.trio: unknown model 'tiny-z'; valid models: tiny-a, tiny-b, tiny-c"),
-        (lambda c: c["methods"].__setitem__("debate", {}), "methods.debate: unknown method 'debate'; valid methods:"),
+         "pools.trio: unknown model 'tiny-z'; valid models: tiny-a, tiny-b, tiny-c, tiny-lora-arith"),
+        (lambda c: c["methods"].__setitem__("debait", {}), "methods.debait: unknown method 'debait'; valid methods:"),
         (lambda c: c["methods"]["cascade"].__setitem__("pools", ["quartet"]),
-         "methods.cascade.pools: unknown pool 'quartet'; valid pools: duo, trio"),
+         "methods.cascade.pools: unknown pool 'quartet'; valid pools: duo, loras, trio"),
         (lambda c: c["methods"]["cascade"].__setitem__("tasks", ["gsm9k"]),
          "methods.cascade.tasks: unknown task 'gsm9k'; valid tasks: arith, facts"),
         (lambda c: c["tasks"]["arith"].__setitem__("source", "hub"), "tasks.arith: unknown task source 'hub'"),
@@ -67,4 +67,6 @@ def test_runs_expand_methods_over_pools_and_tasks(smoke: dict):
     assert study.Run("single", "single", "duo", "facts") in runs
     assert study.Run("task_arithmetic", "linear_merge", "trio", "arith") in runs
     assert not any(r.run == "logit_fusion" and r.pool == "trio" for r in runs)
-    assert len(runs) == 2 * 2 + 2 + 2 + 2 + 1 + 1
+    expected = sum(len(spec.get("pools") or smoke["pools"]) * len(spec.get("tasks") or smoke["tasks"])
+                   for spec in smoke["methods"].values())
+    assert len(runs) == expected and len(set(runs)) == len(runs)

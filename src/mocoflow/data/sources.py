@@ -303,6 +303,11 @@ def _check_unique(name: str, splits: dict[str, list[Item]]) -> None:
             seen.add(item.id)
 
 
+# Task keys the pipeline reads (the study area for analyses, per-task decoding, prompt style); sources never
+# see them. (A source's own ``domain`` key filters rows by their domain field.)
+PIPELINE_KEYS = frozenset({"area", "decoding", "prompt_style"})
+
+
 def load_task(name: str, spec: dict[str, Any], *, cache_dir: str | Path) -> dict[str, list[Item]]:
     """Load task ``name`` from its config block: run the source, cap splits, check ids are unique.
 
@@ -314,7 +319,7 @@ def load_task(name: str, spec: dict[str, Any], *, cache_dir: str | Path) -> dict
         raise DataError(f"task {name!r}: config key 'source' is required; "
                         f"valid: {', '.join(SOURCES.names())}")
     source = SOURCES.get(str(spec["source"]))
-    raw = source(spec, cache_dir=Path(cache_dir))
+    raw = source({k: v for k, v in spec.items() if k not in PIPELINE_KEYS}, cache_dir=Path(cache_dir))
     seed = int(spec.get("seed", 0))
     caps = _caps(spec)
     out: dict[str, list[Item]] = {}
