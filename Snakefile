@@ -19,7 +19,7 @@ include: "rules/analyze.smk"
 
 
 rule all:
+    default_target: True
     input:
         TABLES,
         FIGURES,
-    default_target: True

@@ -44,7 +44,7 @@ def run_params(wc):
             "method_params": config["methods"][wc.run].get("params", {}),
             "pool": wc.pool,
             "task": wc.task,
-            "decoding": DECODING,
+            "decoding": task_decoding(wc.task),
             "cache_dir": CACHE,
             "device": DEVICE,
             "gpus": run_gpus(wc),
@@ -69,7 +69,7 @@ def merge_params(wc):
             "pool": wc.pool,
             "method": RUN_METHOD[wc.run],
             "method_params": config["methods"][wc.run].get("params", {}),
-            "decoding": DECODING,
+            "decoding": task_decoding(wc.task) if "task" in wc.keys() else DECODING,
             "device": DEVICE,
         }
     )
@@ -78,11 +78,11 @@ def merge_params(wc):
 rule merge:
     """Weight-level methods: build the merged model of one pool once (cached like any model)."""
     input:
-        cards=lambda wc: [f"{RESULTS}/models/{m}/card.json" for m in pool_members(wc.pool)],
+        cards=lambda wc: [
+            f"{RESULTS}/models/{m}/card.json" for m in pool_members(wc.pool)
+        ],
     output:
         card=f"{RESULTS}/merged/{{run}}/{{pool}}/card.json",
-    params:
-        spec=merge_params,
     log:
         f"{RESULTS}/logs/merge/{{run}}/{{pool}}.log",
     benchmark:
@@ -90,6 +90,8 @@ rule merge:
     resources:
         gpu=0,
         mem_mb=16000,
+    params:
+        spec=merge_params,
     shell:
         "{PY} -m mocoflow.stages.merge --cards {input.cards} --card-out {output.card}"
         " --params {params.spec:q} 2> {log}"
@@ -98,20 +100,22 @@ rule merge:
 rule merge_dev:
     """Merges that evaluate candidates on the task's dev split (greedy soup, ExPO, swarms, LoraHub)."""
     input:
-        cards=lambda wc: [f"{RESULTS}/models/{m}/card.json" for m in pool_members(wc.pool)],
+        cards=lambda wc: [
+            f"{RESULTS}/models/{m}/card.json" for m in pool_members(wc.pool)
+        ],
         dev=f"{RESULTS}/data/{{task}}/dev.jsonl",
     output:
         card=f"{RESULTS}/merged/{{run}}/{{pool}}/{{task}}/card.json",
-    params:
-        spec=merge_params,
-    threads: min(4, workflow.cores)
     log:
         f"{RESULTS}/logs/merge/{{run}}/{{pool}}/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/merge/{{run}}/{{pool}}/{{task}}.tsv"
+    threads: min(4, workflow.cores)
     resources:
         gpu=1,
         mem_mb=16000,
+    params:
+        spec=merge_params,
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m mocoflow.stages.merge --cards {input.cards} --dev {input.dev}"
         " --card-out {output.card} --params {params.spec:q} 2> {log}"
@@ -124,19 +128,21 @@ rule collaborate:
     output:
         preds=f"{RESULTS}/runs/{{run}}/{{pool}}/{{task}}/test.jsonl",
         usage=f"{RESULTS}/runs/{{run}}/{{pool}}/{{task}}/usage.json",
-    params:
-        spec=run_params,
-        gens=lambda wc: json.dumps(generation_inputs(wc)),
-        merged=lambda wc, input: f"--merged-card {input.merged}" if "merged" in input.keys() else "",
-    threads: min(4, workflow.cores)
     log:
         f"{RESULTS}/logs/collaborate/{{run}}/{{pool}}/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/collaborate/{{run}}/{{pool}}/{{task}}.tsv"
+    threads: min(4, workflow.cores)
     resources:
         gpu=run_gpus,
         mem_mb=8000,
         runtime=240,
+    params:
+        spec=run_params,
+        gens=lambda wc: json.dumps(generation_inputs(wc)),
+        merged=lambda wc, input: (
+            f"--merged-card {input.merged}" if "merged" in input.keys() else ""
+        ),
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m mocoflow.stages.collaborate --params {params.spec:q}"
         " --cards {input.cards} --dev {input.dev} --test {input.test} --gens {params.gens:q} {params.merged}"

@@ -50,6 +50,11 @@ def needs(run):
     return method_of(run).needs
 
 
+def task_decoding(task):
+    """The study's decoding settings with the task's own overrides (e.g. longer outputs for coding)."""
+    return {**DECODING, **config["tasks"][task].get("decoding", {})}
+
+
 def model_gpus(model):
     spec = config["models"][model]
     return int(spec.get("gpus", 1))

@@ -5,15 +5,15 @@ rule prepare:
         dev=f"{RESULTS}/data/{{task}}/dev.jsonl",
         test=f"{RESULTS}/data/{{task}}/test.jsonl",
         meta=f"{RESULTS}/data/{{task}}/meta.json",
-    params:
-        spec=lambda wc: json.dumps(config["tasks"][wc.task]),
-        cache=CACHE,
     log:
         f"{RESULTS}/logs/prepare/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare/{{task}}.tsv"
     resources:
         gpu=0,
+    params:
+        spec=lambda wc: json.dumps(config["tasks"][wc.task]),
+        cache=CACHE,
     shell:
         "{PY} -m mocoflow.data.prepare --task {wildcards.task} --spec-json {params.spec:q}"
         " --cache-dir {params.cache}/downloads --out-dir $(dirname {output.meta}) 2> {log}"

@@ -6,25 +6,25 @@ rule generate:
     output:
         gens=f"{RESULTS}/generations/{{model}}/{{task}}/{{split}}.jsonl",
         usage=f"{RESULTS}/generations/{{model}}/{{task}}/{{split}}.usage.json",
+    log:
+        f"{RESULTS}/logs/generate/{{model}}/{{task}}/{{split}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/generate/{{model}}/{{task}}/{{split}}.tsv"
+    threads: min(4, workflow.cores)
+    resources:
+        gpu=lambda wc: model_gpus(wc.model),
+        mem_mb=8000,
+        runtime=120,
     params:
         spec=lambda wc: json.dumps(
             {
-                "decoding": DECODING,
+                "decoding": task_decoding(wc.task),
                 "model_spec": config["models"][wc.model],
                 "cache_dir": CACHE,
                 "device": DEVICE,
                 "gpus": model_gpus(wc.model),
             }
         ),
-    threads: min(4, workflow.cores)
-    log:
-        f"{RESULTS}/logs/generate/{{model}}/{{task}}/{{split}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/generate/{{model}}/{{task}}/{{split}}.tsv"
-    resources:
-        gpu=lambda wc: model_gpus(wc.model),
-        mem_mb=8000,
-        runtime=120,
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m mocoflow.stages.generate --card {input.card} --items {input.split_items}"
         " --out {output.gens} --usage {output.usage} --params {params.spec:q} 2> {log}"

@@ -10,15 +10,15 @@ rule build_model:
         base_model_cards,
     output:
         card=f"{RESULTS}/models/{{model}}/card.json",
-    params:
-        spec=lambda wc: json.dumps(config["models"][wc.model]),
-        cache=CACHE,
     log:
         f"{RESULTS}/logs/models/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/models/{{model}}.tsv"
     resources:
         gpu=lambda wc: 1 if config["models"][wc.model]["source"] == "lora" else 0,
+    params:
+        spec=lambda wc: json.dumps(config["models"][wc.model]),
+        cache=CACHE,
     shell:
         "MOCOFLOW_CACHE={params.cache}/downloads {PY} -m mocoflow.stages.build_model --name {wildcards.model} --spec {params.spec:q}"
         " --card {output.card} 2> {log}"

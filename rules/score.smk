@@ -6,14 +6,16 @@ rule score_single:
         usage=f"{RESULTS}/generations/{{model}}/{{task}}/test.usage.json",
     output:
         f"{RESULTS}/scores/single/{{model}}/{{task}}.parquet",
-    params:
-        labels=lambda wc: json.dumps({"run": "single", "pool": wc.model, "model": wc.model}),
     log:
         f"{RESULTS}/logs/score/single/{{model}}/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/score/single/{{model}}/{{task}}.tsv"
     resources:
         gpu=0,
+    params:
+        labels=lambda wc: json.dumps(
+            {"run": "single", "pool": wc.model, "model": wc.model}
+        ),
     shell:
         "{PY} -m mocoflow.stages.score --items {input.split_items} --predictions {input.preds}"
         " --usage {input.usage} --labels {params.labels:q} --out {output} 2> {log}"
@@ -27,14 +29,14 @@ rule score_run:
         usage=f"{RESULTS}/runs/{{run}}/{{pool}}/{{task}}/usage.json",
     output:
         f"{RESULTS}/scores/runs/{{run}}/{{pool}}/{{task}}.parquet",
-    params:
-        labels=lambda wc: json.dumps({"run": wc.run, "pool": wc.pool, "model": ""}),
     log:
         f"{RESULTS}/logs/score/runs/{{run}}/{{pool}}/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/score/runs/{{run}}/{{pool}}/{{task}}.tsv"
     resources:
         gpu=0,
+    params:
+        labels=lambda wc: json.dumps({"run": wc.run, "pool": wc.pool, "model": ""}),
     shell:
         "{PY} -m mocoflow.stages.score --items {input.split_items} --predictions {input.preds}"
         " --usage {input.usage} --labels {params.labels:q} --out {output} 2> {log}"
