@@ -272,3 +272,49 @@ def test_swarm_finds_a_graph_that_is_right_on_dev_and_uses_it_on_test():
     again = run("heterogeneous_swarms", Pool(models, n_dev=3, n_test=3, round0={"copier": always("C")}),
                 {"particles": 4, "iterations": 3})
     assert again[0]["graph"] == preds[0]["graph"]  # seeded
+
+
+# -- training methods' data steps (no models) ----------------------------------------------------------------
+
+def test_multiagent_finetuning_sets_follow_the_consensus():
+    from mocoflow.methods.text.multiagent_finetuning import finetuning_sets
+
+    items = [mc(0, "dev"), mc(1, "dev")]
+    agents = [ModelRef(n, "/none", {}, {}) for n in ("x", "y")]
+    history = [[["Answer: A", "Answer: B"], ["Answer: B", "Answer: B"]],  # round 0: agent x, agent y
+               [["Answer: A", "Answer: B"], ["Answer: A", "Answer: B"]]]  # round 1: y corrected itself on item 0
+    gen, crit = finetuning_sets(items, agents, history, ["A", "B"], 400)
+    assert gen["x"] == [(build_prompt(items[0]), "Answer: A"), (build_prompt(items[1]), "Answer: B")]
+    assert [a for _, a in gen["y"]] == ["Answer: B"]  # its round-0 answer agreed only on item 1
+    assert len(crit["y"]) == 2 and "Answers from other agents" in crit["y"][0][0]
+    assert crit["y"][0][1] == "Answer: A"  # the corrected answer is a critic example
+
+
+def test_agglm_rejection_keeps_correct_samples_and_caps_easy_items():
+    from mocoflow.methods.text.agglm import rejection_set
+
+    items = [mc(0, "dev"), mc(1, "dev"), mc(2, "dev")]
+    cands = [["Answer: A", "Answer: A", "Answer: B"],  # easy: majority right
+             ["Answer: B", "Answer: B", "Answer: A"],  # hard: majority wrong
+             ["Answer: B", "Answer: C", "Answer: B"]]  # hard, no sample right
+    samples = [["Answer: A", "Answer: A ", "Answer: B"], ["Answer: A", "Answer: B"], ["Answer: B"]]
+    pairs, hard, easy = rejection_set(items, cands, ["p0", "p1", "p2"], samples, 0.5, seed=0)
+    assert (hard, easy) == (1, 1) and ("p1", "Answer: A") in pairs
+    assert all(out.startswith("Answer: A") for _, out in pairs)
+    _, hard, easy = rejection_set(items, cands, ["p0", "p1", "p2"], samples, 0.0, seed=0)
+    assert (hard, easy) == (1, 0)
+
+
+def test_sparta_elo_and_matching():
+    import random
+
+    from mocoflow.methods.text.sparta import elo_update, pick_duel
+
+    a, b = elo_update(1000, 1000, 1.0, 32)
+    assert a == pytest.approx(1016) and b == pytest.approx(984)
+    a2, _ = elo_update(1200, 1000, 1.0, 32)
+    assert a2 - 1200 < 16  # beating a weaker model earns less
+    rng = random.Random(0)
+    for _ in range(20):
+        x, y = pick_duel(rng, [1000, 1010, 1400])
+        assert (x, y) in {(0, 1), (1, 0), (2, 1)}  # the opponent is the closest in rating

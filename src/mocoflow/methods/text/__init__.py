@@ -1,6 +1,7 @@
 """Text-level methods: models exchange generated text."""
 
 from mocoflow.methods.text import (  # noqa: F401
+    agglm,
     bbmas,
     debate,
     feedback,
@@ -8,6 +9,8 @@ from mocoflow.methods.text import (  # noqa: F401
     knowledge_card,
     llm_blender,
     majority_vote,
+    multiagent_finetuning,
     slm_mux,
+    sparta,
     structured_interaction,
 )
