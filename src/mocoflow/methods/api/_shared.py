@@ -257,6 +257,20 @@ class Cursor:
         self.engine.usage.prompt_tokens -= 1
         self.consumed = text_after
 
+    def feed_token(self, token: int, text_after: int) -> None:
+        """Feed a token another model (same tokenizer) chose."""
+        self._forward([token])
+        self.consumed = text_after
+
+    def logprobs_of(self, continuation: str) -> list[float]:
+        """Log-probabilities of ``continuation``'s tokens, fed one at a time (the cache advances)."""
+        out = []
+        for tok in self.tok(continuation, add_special_tokens=False)["input_ids"]:
+            out.append(float(self.logp[tok]))
+            self._forward([tok])
+        self.consumed += len(continuation)
+        return out
+
     def count_generated(self) -> None:
         self.spent_generated += 1
         self.engine.usage.generated_tokens += 1
@@ -274,7 +288,7 @@ class Cursor:
         """Roll the cache back to ``snap`` (work done since still counts as cost)."""
         length, self.logp, self.hidden, self.consumed = snap
         if self.length != length:
-            self.past.crop(length)
+            self.past.crop(length - self.length)  # negative: tokens to remove
             self.length = length
 
     def cost(self) -> dict[str, int]:
