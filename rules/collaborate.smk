@@ -20,6 +20,11 @@ def generation_inputs(wc):
 def collaborate_inputs(wc):
     inputs = {
         "cards": [f"{RESULTS}/models/{m}/card.json" for m in pool_members(wc.pool)],
+        "named": [
+            f"{RESULTS}/models/{m}/card.json"
+            for m in named_models(wc.run)
+            if m not in pool_members(wc.pool)
+        ],
         "dev": f"{RESULTS}/data/{wc.task}/dev.jsonl",
         "test": f"{RESULTS}/data/{wc.task}/test.jsonl",
         "gens": list(generation_inputs(wc).values()),

@@ -43,11 +43,21 @@ wildcard_constraints:
 
 
 def method_of(run):
-    return METHODS.get(RUN_METHOD[run])
+    """The configured method instance of a run (its needs may depend on its hyperparameters)."""
+    return METHODS.get(RUN_METHOD[run])(config["methods"][run].get("params", {}))
 
 
 def needs(run):
     return method_of(run).needs
+
+
+def named_models(run):
+    """Configured models a run's hyperparameters name (e.g. a router's embedder): their cards are inputs."""
+    import dataclasses
+
+    params = method_of(run).params
+    values = [getattr(params, f.name) for f in dataclasses.fields(params)]
+    return sorted({v for v in values if isinstance(v, str) and v in config["models"]})
 
 
 def task_decoding(task):

@@ -109,7 +109,7 @@ def test_single_picks_best_on_dev_not_on_test():
 
 
 def test_unknown_hyperparameter_lists_valid_ones():
-    with pytest.raises(MethodError, match="valid: \\['order', 'target_precision'\\]"):
+    with pytest.raises(MethodError, match="valid: \\['confidence', 'order', 'target_precision'\\]"):
         METHODS.get("cascade")({"treshold": 0.5})
 
 

@@ -43,6 +43,8 @@ def score_predictions(items_path: Path, preds_path: Path, labels: dict[str, Any]
                      "domain": item.metadata.get("domain", ""), "correct": bool(r.correct), "score": float(r.score),
                      "status": r.status, "parsed": r.parsed,
                      "answered_by": p.get("answered_by", labels.get("model", "")),
+                     "reference": p.get("reference", ""),
+                     "training_seconds": float(p.get("training_seconds", 0.0) or 0.0),
                      **costs(p)})
     df = pd.DataFrame(rows)
     counts = Counter(df["status"]) if len(df) else Counter()

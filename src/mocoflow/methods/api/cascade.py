@@ -81,6 +81,11 @@ class Cascade(Method):
     name = "cascade"
     level = "api"
     needs = frozenset({Need.TEST_GENERATIONS, Need.DEV_GENERATIONS})
+
+    def __init__(self, params: dict[str, Any] | None = None) -> None:
+        super().__init__(params)
+        if self.params.confidence == "just_ask":  # asks the pool models: they are loaded (and need GPUs)
+            self.needs = self.needs | {Need.MODELS}
     Params = CascadeParams
 
     def thresholds(self, ctx: RunContext) -> tuple[list[str], dict[str, float]]:
