@@ -99,8 +99,11 @@ class LoraHub(MergeMethod):
             raise MethodError(f"lorahub: adapters must share one base model; pool has {sorted(bases)}")
         base = found[0][1]
         configs = [json.loads((a / "adapter_config.json").read_text()) for a, _b in found]
-        keys = ("r", "lora_alpha", "target_modules")
-        if any({k: c.get(k) for k in keys} != {k: configs[0].get(k) for k in keys} for c in configs):
+        def signature(c: dict) -> tuple:  # peft writes target_modules from a set: compare as a set
+            targets = c.get("target_modules")
+            return c.get("r"), c.get("lora_alpha"), sorted(targets) if isinstance(targets, list) else targets
+
+        if any(signature(c) != signature(configs[0]) for c in configs):
             raise MethodError("lorahub: adapters must share rank, alpha and target modules")
         states = [load_peft_weights(str(a), device="cpu") for a, _b in found]
         if any(set(s) != set(states[0]) for s in states):
