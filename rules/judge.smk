@@ -67,18 +67,18 @@ rule judge_single:
     output:
         judgments=f"{RESULTS}/judgments/{{judge}}/single/{{model}}/{{task}}.jsonl",
         usage=f"{RESULTS}/judgments/{{judge}}/single/{{model}}/{{task}}.usage.json",
-    params:
-        judge=judge_json,
-        weights=lambda wc: judge_weights(wc.judge),
-    threads: min(4, workflow.cores)
     log:
         f"{RESULTS}/logs/judge/{{judge}}/single/{{model}}/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/judge/{{judge}}/single/{{model}}/{{task}}.tsv"
+    threads: min(4, workflow.cores)
     resources:
         gpu=judge_gpus,
         mem_mb=32000,
         runtime=120,
+    params:
+        judge=judge_json,
+        weights=lambda wc: judge_weights(wc.judge),
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m mocoflow.scoring.judges --judge {params.judge:q}"
         " --items {input.split_items} --predictions {input.preds} --out {output.judgments}"
@@ -93,18 +93,18 @@ rule judge_run:
     output:
         judgments=f"{RESULTS}/judgments/{{judge}}/runs/{{run}}/{{pool}}/{{task}}.jsonl",
         usage=f"{RESULTS}/judgments/{{judge}}/runs/{{run}}/{{pool}}/{{task}}.usage.json",
-    params:
-        judge=judge_json,
-        weights=lambda wc: judge_weights(wc.judge),
-    threads: min(4, workflow.cores)
     log:
         f"{RESULTS}/logs/judge/{{judge}}/runs/{{run}}/{{pool}}/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/judge/{{judge}}/runs/{{run}}/{{pool}}/{{task}}.tsv"
+    threads: min(4, workflow.cores)
     resources:
         gpu=judge_gpus,
         mem_mb=32000,
         runtime=120,
+    params:
+        judge=judge_json,
+        weights=lambda wc: judge_weights(wc.judge),
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m mocoflow.scoring.judges --judge {params.judge:q}"
         " --items {input.split_items} --predictions {input.preds} --out {output.judgments}"
