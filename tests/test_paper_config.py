@@ -3,6 +3,7 @@ generation job per (model, task, split)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -22,16 +23,20 @@ def _config() -> dict:
 
 
 def missing_wiring() -> list[str]:
-    """What the pipeline still lacks to build the paper DAG (registrations and includes done by the lead)."""
-    from mocoflow.data.sources import SOURCES
-    from mocoflow.models import model_sources
+    """What the pipeline still lacks to build the paper DAG (registrations and includes done by the lead).
 
-    sources = model_sources()
+    Checked in a fresh interpreter: other tests import moco_remote / models_hub, which registers them here."""
+    probe = ("import json; from mocoflow.models import model_sources; from mocoflow.data.sources import SOURCES; "
+             "print(json.dumps([model_sources().names(), SOURCES.names()]))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    model_names, task_sources = json.loads(proc.stdout.strip().splitlines()[-1])
     missing = []
-    if "moco_pinned" not in SOURCES:
+    if "moco_pinned" not in task_sources:
         missing.append("task source 'moco_pinned' (import mocoflow.data.moco_remote in data/sources.py)")
     for source in ("hub", "lora"):
-        if source not in sources:
+        if source not in model_names:
             missing.append(f"model source {source!r} (import mocoflow.models_hub in models.model_sources())")
     if 'include: "rules/judge.smk"' not in (ROOT / "Snakefile").read_text():
         missing.append('include: "rules/judge.smk" in the Snakefile')
