@@ -14,6 +14,7 @@ include: "rules/data.smk"
 include: "rules/models.smk"
 include: "rules/generate.smk"
 include: "rules/collaborate.smk"
+include: "rules/judge.smk"
 include: "rules/score.smk"
 include: "rules/analyze.smk"
 

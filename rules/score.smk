@@ -4,6 +4,7 @@ rule score_single:
         split_items=f"{RESULTS}/data/{{task}}/test.jsonl",
         preds=f"{RESULTS}/generations/{{model}}/{{task}}/test.jsonl",
         usage=f"{RESULTS}/generations/{{model}}/{{task}}/test.usage.json",
+        judgments=lambda wc: list(judgments_single(wc).values()),
     output:
         f"{RESULTS}/scores/single/{{model}}/{{task}}.parquet",
     log:
@@ -16,9 +17,11 @@ rule score_single:
         labels=lambda wc: json.dumps(
             {"run": "single", "pool": wc.model, "model": wc.model}
         ),
+        judgments=lambda wc: json.dumps(judgments_single(wc)),
     shell:
         "{PY} -m mocoflow.stages.score --items {input.split_items} --predictions {input.preds}"
-        " --usage {input.usage} --labels {params.labels:q} --out {output} 2> {log}"
+        " --usage {input.usage} --labels {params.labels:q} --judgments {params.judgments:q}"
+        " --out {output} 2> {log}"
 
 
 rule score_run:
@@ -27,6 +30,7 @@ rule score_run:
         split_items=f"{RESULTS}/data/{{task}}/test.jsonl",
         preds=f"{RESULTS}/runs/{{run}}/{{pool}}/{{task}}/test.jsonl",
         usage=f"{RESULTS}/runs/{{run}}/{{pool}}/{{task}}/usage.json",
+        judgments=lambda wc: list(judgments_run(wc).values()),
     output:
         f"{RESULTS}/scores/runs/{{run}}/{{pool}}/{{task}}.parquet",
     log:
@@ -37,6 +41,8 @@ rule score_run:
         gpu=0,
     params:
         labels=lambda wc: json.dumps({"run": wc.run, "pool": wc.pool, "model": ""}),
+        judgments=lambda wc: json.dumps(judgments_run(wc)),
     shell:
         "{PY} -m mocoflow.stages.score --items {input.split_items} --predictions {input.preds}"
-        " --usage {input.usage} --labels {params.labels:q} --out {output} 2> {log}"
+        " --usage {input.usage} --labels {params.labels:q} --judgments {params.judgments:q}"
+        " --out {output} 2> {log}"

@@ -149,6 +149,7 @@ def make_card(name: str, spec: dict[str, Any], weights: Path, **extra: Any) -> d
 
 def model_sources() -> Registry[ModelSource]:
     """The model-source registry with every source module imported (they register on import)."""
+    import mocoflow.models_hub  # noqa: F401
     import mocoflow.models_offline  # noqa: F401
 
     return MODEL_SOURCES

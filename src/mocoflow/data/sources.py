@@ -337,4 +337,5 @@ def load_task(name: str, spec: dict[str, Any], *, cache_dir: str | Path) -> dict
 
 # Sources defined in sibling modules register themselves on import; importing them here means
 # ``SOURCES`` is complete for anyone who imports this module (config validation, load_task).
+from mocoflow.data import moco_remote as _moco_remote  # noqa: E402,F401
 from mocoflow.data import pypi as _pypi  # noqa: E402,F401

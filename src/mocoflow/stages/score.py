@@ -59,10 +59,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--predictions", type=Path, required=True)
     p.add_argument("--usage", type=Path, required=True, help="the producing job's usage JSON")
     p.add_argument("--labels", type=json_arg, required=True, help='e.g. {"run": ..., "pool": ..., "model": ...}')
+    p.add_argument("--judgments", type=json_arg, default={}, help='{"judge name": judgments.jsonl} (optional)')
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     setup_logging(args.log_level)
     df = score_predictions(args.items, args.predictions, args.labels)
+    if args.judgments:
+        from mocoflow.scoring.judges import apply_judgments
+
+        df = apply_judgments(df, {name: read_jsonl(path) for name, path in args.judgments.items()})
     usage = read_json(args.usage)
     for key in ("model_loads", "generate_seconds", "load_seconds", "training_seconds", "wall_seconds"):
         df[f"job_{key}"] = float(usage.get(key, 0.0) or 0.0)
