@@ -21,6 +21,7 @@ import numpy as np
 from mocoflow.methods.api._shared import Cursor, Timer, by_size, finish_costs, fit_logistic, pool_ref
 from mocoflow.methods.base import Method, MethodError, Need, RunContext, prediction, register
 from mocoflow.methods.common import dev_accuracy, prompts_for, score_output
+from mocoflow.training.lora import answer_text
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class CoLLM(Method):
         items = ctx.items["dev"][: self.params.max_train_items]
         used = 0
         for item, prompt in zip(items, prompts_for(items), strict=True):
+            # reference continuation: a correct pool answer (in the models' own style), else the gold answer
+            # written in the scorers' answer format
             ref = next(
                 (
                     ctx.gen(n, "dev", item.id)["output"]
@@ -92,7 +95,7 @@ class CoLLM(Method):
                     if score_output(item, ctx.gen(n, "dev", item.id)["output"])
                 ),
                 None,
-            )
+            ) or answer_text(item)
             if ref is None:
                 continue
             used += 1
@@ -101,7 +104,8 @@ class CoLLM(Method):
             xs.append(hs)
             ys.append(defer_labels(g_lp, a_lp))
         if not xs:
-            raise MethodError("co_llm: no dev item has a correct pool answer to learn deferral from")
+            raise MethodError("co_llm: no dev item has a reference answer (a correct pool answer or a gold answer) "
+                              "to learn deferral from")
         x, y = np.concatenate(xs), np.concatenate(ys)
         return fit_logistic(x, y, l2=self.params.l2), {
             "train_items": used,
