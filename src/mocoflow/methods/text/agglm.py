@@ -15,7 +15,8 @@ rejection step, the untuned aggregator is used.
 
 **Test**: the (tuned) aggregator reads each test question with the pool's shared test candidates (reused)
 and writes the final answer. The aggregator is ``aggregator`` or the pool's best model on dev.
-``training_seconds`` per prediction is the job's training time / test items.
+``training_seconds`` is the whole dev phase (sampling, rejection, SFT) - per prediction the job total / test
+items; the job total is added to ``usage.json``. Loads per job: the aggregator, plus its tuned copy.
 """
 
 from __future__ import annotations
