@@ -67,8 +67,14 @@ def test_smoke_study_produces_tables_and_figures(smoke_run: tuple[Path, Path]):
     assert (main["gain"] - (main["score"] - main["best_single_score"])).abs().max() < 1e-9
     singles = pd.read_csv(workdir / "results" / "tables" / "singles.csv")
     assert set(singles["model"]) == set(cfg["models"])
-    for ext in ("pdf", "png"):
-        assert (workdir / "figures" / f"main.{ext}").stat().st_size > 1000
+    for name in ("main", "scaling", "efficiency", "emergence"):
+        for ext in ("pdf", "png"):
+            assert (workdir / "figures" / f"{name}.{ext}").stat().st_size > 1000
+    for table in ("win_share", "emergence", "scaling", "efficiency"):
+        assert len(pd.read_csv(workdir / "results" / "tables" / f"{table}.csv")) > 0
+    # scaling pools generated from the trio: majority vote ran on pools of size 1..3
+    scaling = pd.read_csv(workdir / "results" / "tables" / "scaling_pools.csv")
+    assert set(scaling.loc[scaling["run"] == "majority_vote", "pool_size"]) == {1, 2, 3}
     scores = pd.read_parquet(workdir / "results" / "scores" / "runs" / "cascade" / "trio" / "arith.parquet")
     for col in ("correct", "status", "prompt_tokens", "generated_tokens", "new_generated_tokens", "job_model_loads"):
         assert col in scores.columns
@@ -94,4 +100,5 @@ def test_changing_one_hyperparameter_reruns_only_that_methods_nodes(smoke_run: t
     proc = snakemake(workdir, changed, "-n")
     counts = job_counts(proc.stdout)
     n_cascade = len(cfg["tasks"])  # cascade runs on one pool, every task
-    assert counts == {"collaborate": n_cascade, "score_run": n_cascade, "analyze": 1, "plot_main": 1, "all": 1}
+    plots = {f"plot_{name}": 1 for name in ("main", "scaling", "efficiency", "emergence")}
+    assert counts == {"collaborate": n_cascade, "score_run": n_cascade, "analyze": 1, **plots, "all": 1}
