@@ -167,8 +167,9 @@ def position_ids_from_mask(mask: torch.Tensor) -> torch.Tensor:
 def make_engine(name: str, spec: dict[str, Any], *, cache_dir: Path | None, device: str = "auto") -> Engine:
     """Build the engine a model spec asks for.
 
-    spec keys: ``path`` (directory or hub id, required), ``backend`` ("transformers", default; "vllm": the optional
-    vLLM engine, tensor-parallel over the model's ``gpus``), ``dtype`` ("auto", "float32", "bfloat16", ...), ``allow_hub`` (default False)."""
+    spec keys: ``path`` (directory or hub id, required), ``backend`` ("transformers", default; "vllm": the
+    optional vLLM engine, tensor-parallel over the model's ``gpus``), ``dtype`` ("auto", "float32",
+    "bfloat16", ...), ``allow_hub`` (default False)."""
     backend = spec.get("backend", "transformers")
     if "path" not in spec:
         raise ValueError(f"model {name!r}: spec needs 'path'")

@@ -3,8 +3,7 @@
 Importing this package imports every level so all methods register themselves.
 """
 
+from mocoflow.methods import api, logit, single, text, weight  # noqa: F401  (registration side effects)
 from mocoflow.methods.base import METHODS, Method, MethodError, Need, RunContext
-
-from mocoflow.methods import api, logit, single, text, weight  # noqa: E402,F401  (registration side effects)
 
 __all__ = ["METHODS", "Method", "MethodError", "Need", "RunContext"]
