@@ -10,6 +10,7 @@ if "models" not in config:
 
 
 include: "rules/common.smk"
+include: "rules/functions.smk"
 include: "rules/data.smk"
 include: "rules/models.smk"
 include: "rules/generate.smk"

@@ -4,51 +4,6 @@
 # the plot rules, so changing one reruns only that figure.
 
 
-def shared_splits(run):
-    need = needs(run)
-    return [
-        s
-        for s, n in (("test", Need.TEST_GENERATIONS), ("dev", Need.DEV_GENERATIONS))
-        if n in need
-    ]
-
-
-def generation_usage():
-    """Usage JSONs of every shared generation the study produces: test for every pool model and task,
-    dev where a run reads it."""
-    keys = {(m, t, "test") for m in POOL_MODELS for t in TASKS}
-    for r in RUNS:
-        if "dev" in shared_splits(r.run):
-            keys |= {(m, r.task, "dev") for m in config["pools"][r.pool]}
-    return [f"{RESULTS}/generations/{m}/{t}/{s}.usage.json" for m, t, s in sorted(keys)]
-
-
-def analysis_spec():
-    return json.dumps(
-        {
-            "pools": config["pools"],
-            "methods": RUN_METHOD,
-            "levels": {m: LEVELS[m] for m in sorted(set(RUN_METHOD.values()))},
-            "domains": {
-                t: spec.get("area", "other") for t, spec in config["tasks"].items()
-            },
-            "shared_splits": {run: shared_splits(run) for run in config["methods"]},
-            "scaling_pools": SCALING_POOLS or None,
-            "n_boot": 2000,
-            "seed": 0,
-        },
-        sort_keys=True,
-    )
-
-
-def plot_spec(figure):
-    """Global plot settings plus this figure's own sub-dict: other figures' settings do not rerun it."""
-    plots = config.get("plots", {})
-    spec = {k: v for k, v in plots.items() if not isinstance(v, dict)}
-    spec[figure] = plots.get(figure, {})
-    return json.dumps(spec, sort_keys=True)
-
-
 rule analyze:
     """Tables from score files, usage JSONs and benchmark TSVs: main (+ win share, markdown, LaTeX),
     singles, emergence, scaling (by size and by pool) and efficiency."""
@@ -103,13 +58,16 @@ rule analyze:
         f"{RESULTS}/logs/analyze.log",
     benchmark:
         f"{RESULTS}/benchmarks/analyze.tsv"
+    conda:
+        "../envs/cpu.yaml"
     resources:
         gpu=0,
     params:
         spec=analysis_spec(),
+        bench_dir=f"{RESULTS}/benchmarks",
     shell:
-        "{PY} -m mocoflow.stages.analyze --singles {input.singles} --runs {input.runs}"
-        " --run-usage {input.run_usage} --gen-usage {input.gen_usage} --bench-dir {RESULTS}/benchmarks"
+        "python -m mocoflow.stages.analyze --singles {input.singles} --runs {input.runs}"
+        " --run-usage {input.run_usage} --gen-usage {input.gen_usage} --bench-dir {params.bench_dir}"
         " --params {params.spec:q} --main {output.main} --main-md {output.main_md} --main-tex {output.main_tex}"
         " --win-share {output.win_share} --singles-out {output.singles} --emergence {output.emergence}"
         " --scaling {output.scaling} --scaling-pools {output.scaling_pools} --efficiency {output.efficiency}"
@@ -129,12 +87,14 @@ rule plot_main:
         f"{RESULTS}/logs/plot/main.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/main.tsv"
+    conda:
+        "../envs/cpu.yaml"
     resources:
         gpu=0,
     params:
         spec=plot_spec("main"),
     shell:
-        "{PY} -m mocoflow.stages.plot --figure main --tables {input.tables} --out {output}"
+        "python -m mocoflow.stages.plot --figure main --tables {input.tables} --out {output}"
         " --params {params.spec:q} 2> {log}"
 
 
@@ -151,12 +111,14 @@ rule plot_scaling:
         f"{RESULTS}/logs/plot/scaling.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/scaling.tsv"
+    conda:
+        "../envs/cpu.yaml"
     resources:
         gpu=0,
     params:
         spec=plot_spec("scaling"),
     shell:
-        "{PY} -m mocoflow.stages.plot --figure scaling --tables {input.tables} --out {output}"
+        "python -m mocoflow.stages.plot --figure scaling --tables {input.tables} --out {output}"
         " --params {params.spec:q} 2> {log}"
 
 
@@ -175,12 +137,14 @@ rule plot_efficiency:
         f"{RESULTS}/logs/plot/efficiency.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/efficiency.tsv"
+    conda:
+        "../envs/cpu.yaml"
     resources:
         gpu=0,
     params:
         spec=plot_spec("efficiency"),
     shell:
-        "{PY} -m mocoflow.stages.plot --figure efficiency --tables {input.tables} --out {output}"
+        "python -m mocoflow.stages.plot --figure efficiency --tables {input.tables} --out {output}"
         " --params {params.spec:q} 2> {log}"
 
 
@@ -199,10 +163,12 @@ rule plot_emergence:
         f"{RESULTS}/logs/plot/emergence.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/emergence.tsv"
+    conda:
+        "../envs/cpu.yaml"
     resources:
         gpu=0,
     params:
         spec=plot_spec("emergence"),
     shell:
-        "{PY} -m mocoflow.stages.plot --figure emergence --tables {input.tables} --out {output}"
+        "python -m mocoflow.stages.plot --figure emergence --tables {input.tables} --out {output}"
         " --params {params.spec:q} 2> {log}"

@@ -20,7 +20,9 @@ SCALING_POOLS = list(apply_scaling(config))
 
 study.validate(config)
 
-PY = os.environ.get("MOCOFLOW_PYTHON", sys.executable)
+# Jobs call `python -m mocoflow...`: put the interpreter running Snakemake (the one with mocoflow installed)
+# first on PATH so jobs find it without an activated environment (MOCOFLOW_PYTHON overrides it).
+study.interpreter_first_on_path(sys.executable)
 RESULTS = "results"
 CACHE = config.get("cache_dir", f"{RESULTS}/cache")
 DEVICE = config.get("device", "auto")

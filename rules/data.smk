@@ -9,11 +9,13 @@ rule prepare:
         f"{RESULTS}/logs/prepare/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare/{{task}}.tsv"
+    conda:
+        "../envs/cpu.yaml"
     resources:
         gpu=0,
     params:
         spec=lambda wc: json.dumps(config["tasks"][wc.task]),
         cache=CACHE,
     shell:
-        "{PY} -m mocoflow.data.prepare --task {wildcards.task} --spec-json {params.spec:q}"
+        "python -m mocoflow.data.prepare --task {wildcards.task} --spec-json {params.spec:q}"
         " --cache-dir {params.cache}/downloads --out-dir $(dirname {output.meta}) 2> {log}"

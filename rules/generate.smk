@@ -10,6 +10,8 @@ rule generate:
         f"{RESULTS}/logs/generate/{{model}}/{{task}}/{{split}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/generate/{{model}}/{{task}}/{{split}}.tsv"
+    conda:
+        "../envs/gpu.yaml"
     threads: min(4, workflow.cores)
     resources:
         gpu=lambda wc: model_gpus(wc.model),
@@ -26,5 +28,5 @@ rule generate:
             }
         ),
     shell:
-        "OMP_NUM_THREADS={threads} {PY} -m mocoflow.stages.generate --card {input.card} --items {input.split_items}"
+        "OMP_NUM_THREADS={threads} python -m mocoflow.stages.generate --card {input.card} --items {input.split_items}"
         " --out {output.gens} --usage {output.usage} --params {params.spec:q} 2> {log}"

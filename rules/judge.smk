@@ -2,48 +2,13 @@
 # Config: the optional `judges:` block (see src/mocoflow/scoring/judges.py). Without the judge's weights a job
 # writes status "skipped" with the reason, asks for no GPU, and reruns by itself once the weights appear
 # (the weights state is a param).
-import functools
-
-from mocoflow.scoring.judges import judge_specs, weights_state
+from mocoflow.scoring.judges import judge_specs
 
 JUDGES = judge_specs(config)
 
 
 wildcard_constraints:
     judge="[^/]+",
-
-
-@functools.cache
-def judge_weights(judge):
-    return weights_state(JUDGES[judge])
-
-
-def judge_gpus(wc):
-    return JUDGES[wc.judge].gpus if judge_weights(wc.judge) == "available" else 0
-
-
-def judge_json(wc):
-    return json.dumps({"name": wc.judge, **JUDGES[wc.judge].to_dict()}, sort_keys=True)
-
-
-def judges_for(task):
-    return [name for name, spec in JUDGES.items() if task in spec.tasks]
-
-
-def judgments_single(wc):
-    """Judge name -> judgments file for one model's test generations on wc.task (for score_single)."""
-    return {
-        j: f"{RESULTS}/judgments/{j}/single/{wc.model}/{wc.task}.jsonl"
-        for j in judges_for(wc.task)
-    }
-
-
-def judgments_run(wc):
-    """Judge name -> judgments file for one run's predictions on wc.task (for score_run)."""
-    return {
-        j: f"{RESULTS}/judgments/{j}/runs/{wc.run}/{wc.pool}/{wc.task}.jsonl"
-        for j in judges_for(wc.task)
-    }
 
 
 JUDGMENTS = [
@@ -71,6 +36,8 @@ rule judge_single:
         f"{RESULTS}/logs/judge/{{judge}}/single/{{model}}/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/judge/{{judge}}/single/{{model}}/{{task}}.tsv"
+    conda:
+        "../envs/gpu.yaml"
     threads: min(4, workflow.cores)
     resources:
         gpu=judge_gpus,
@@ -80,7 +47,7 @@ rule judge_single:
         judge=judge_json,
         weights=lambda wc: judge_weights(wc.judge),
     shell:
-        "OMP_NUM_THREADS={threads} {PY} -m mocoflow.scoring.judges --judge {params.judge:q}"
+        "OMP_NUM_THREADS={threads} python -m mocoflow.scoring.judges --judge {params.judge:q}"
         " --items {input.split_items} --predictions {input.preds} --out {output.judgments}"
         " --usage {output.usage} 2> {log}"
 
@@ -97,6 +64,8 @@ rule judge_run:
         f"{RESULTS}/logs/judge/{{judge}}/runs/{{run}}/{{pool}}/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/judge/{{judge}}/runs/{{run}}/{{pool}}/{{task}}.tsv"
+    conda:
+        "../envs/gpu.yaml"
     threads: min(4, workflow.cores)
     resources:
         gpu=judge_gpus,
@@ -106,6 +75,6 @@ rule judge_run:
         judge=judge_json,
         weights=lambda wc: judge_weights(wc.judge),
     shell:
-        "OMP_NUM_THREADS={threads} {PY} -m mocoflow.scoring.judges --judge {params.judge:q}"
+        "OMP_NUM_THREADS={threads} python -m mocoflow.scoring.judges --judge {params.judge:q}"
         " --items {input.split_items} --predictions {input.preds} --out {output.judgments}"
         " --usage {output.usage} 2> {log}"

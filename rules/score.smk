@@ -11,6 +11,8 @@ rule score_single:
         f"{RESULTS}/logs/score/single/{{model}}/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/score/single/{{model}}/{{task}}.tsv"
+    conda:
+        "../envs/cpu.yaml"
     resources:
         gpu=0,
     params:
@@ -19,7 +21,7 @@ rule score_single:
         ),
         judgments=lambda wc: json.dumps(judgments_single(wc)),
     shell:
-        "{PY} -m mocoflow.stages.score --items {input.split_items} --predictions {input.preds}"
+        "python -m mocoflow.stages.score --items {input.split_items} --predictions {input.preds}"
         " --usage {input.usage} --labels {params.labels:q} --judgments {params.judgments:q}"
         " --out {output} 2> {log}"
 
@@ -37,12 +39,14 @@ rule score_run:
         f"{RESULTS}/logs/score/runs/{{run}}/{{pool}}/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/score/runs/{{run}}/{{pool}}/{{task}}.tsv"
+    conda:
+        "../envs/cpu.yaml"
     resources:
         gpu=0,
     params:
         labels=lambda wc: json.dumps({"run": wc.run, "pool": wc.pool, "model": ""}),
         judgments=lambda wc: json.dumps(judgments_run(wc)),
     shell:
-        "{PY} -m mocoflow.stages.score --items {input.split_items} --predictions {input.preds}"
+        "python -m mocoflow.stages.score --items {input.split_items} --predictions {input.preds}"
         " --usage {input.usage} --labels {params.labels:q} --judgments {params.judgments:q}"
         " --out {output} 2> {log}"

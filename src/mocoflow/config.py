@@ -78,3 +78,13 @@ def decoding(config: dict[str, Any]) -> dict[str, Any]:
 
 def pool_models(config: dict[str, Any]) -> set[str]:
     return {m for members in config["pools"].values() for m in members}
+
+
+def interpreter_first_on_path(default: str) -> str:
+    """Put the Python that runs Snakemake (or ``MOCOFLOW_PYTHON``) first on PATH, so the rules' ``python -m
+    mocoflow...`` commands find the environment with mocoflow installed without activating it."""
+    import os
+
+    python = os.environ.get("MOCOFLOW_PYTHON", default)
+    os.environ["PATH"] = os.path.dirname(python) + os.pathsep + os.environ.get("PATH", "")
+    return python
