@@ -67,3 +67,16 @@ def tiny_answer_a_model_dir(tiny_root: Path) -> Path:
 
     path = build_tiny_model(tiny_root / "gpt2-answer-a", arch="gpt2", seed=2)
     return train_tiny_model_briefly(path, ["Answer: A"], steps=30)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip, with the reason printed in the summary (-ra), GPU tests without CUDA and slow tests unless asked."""
+    import torch
+
+    no_gpu = pytest.mark.skip(reason="needs a CUDA device; none is visible (torch.cuda.is_available() is False)")
+    not_slow = pytest.mark.skip(reason="slow test; set MOCOFLOW_SLOW=1 to run it")
+    for item in items:
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(no_gpu)
+        if "slow" in item.keywords and os.environ.get("MOCOFLOW_SLOW") != "1":
+            item.add_marker(not_slow)
