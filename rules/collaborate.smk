@@ -68,7 +68,7 @@ rule collaborate:
         runtime=240,
     params:
         spec=run_params,
-        gens=lambda wc: json.dumps(generation_inputs(wc)),
+        gens=lambda wc: as_param(generation_inputs(wc)),
         merged=lambda wc, input: (
             f"--merged-card {input.merged}" if "merged" in input.keys() else ""
         ),

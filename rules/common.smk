@@ -44,6 +44,12 @@ wildcard_constraints:
     split="dev|test|train",
 
 
+def as_param(obj):
+    """A config value as a params string: JSON with sorted keys, so reordering keys in a YAML file does not
+    look like a change and rerun the node."""
+    return json.dumps(obj, sort_keys=True)
+
+
 def method_of(run):
     """The configured method instance of a run (its needs may depend on its hyperparameters)."""
     return METHODS.get(RUN_METHOD[run])(config["methods"][run].get("params", {}))

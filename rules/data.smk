@@ -14,7 +14,7 @@ rule prepare:
     resources:
         gpu=0,
     params:
-        spec=lambda wc: json.dumps(config["tasks"][wc.task]),
+        spec=lambda wc: as_param(config["tasks"][wc.task]),
         cache=CACHE,
     shell:
         "python -m mocoflow.data.prepare --task {wildcards.task} --spec-json {params.spec:q}"

@@ -59,7 +59,7 @@ def merged_card(wc):
 
 
 def run_params(wc):
-    return json.dumps(
+    return as_param(
         {
             "run": wc.run,
             "method": RUN_METHOD[wc.run],
@@ -85,7 +85,7 @@ def run_gpus(wc):
 
 
 def merge_params(wc):
-    return json.dumps(
+    return as_param(
         {
             "run": wc.run,
             "pool": wc.pool,
@@ -110,7 +110,7 @@ def judge_gpus(wc):
 
 
 def judge_json(wc):
-    return json.dumps({"name": wc.judge, **JUDGES[wc.judge].to_dict()}, sort_keys=True)
+    return as_param({"name": wc.judge, **JUDGES[wc.judge].to_dict()})
 
 
 def judges_for(task):
@@ -156,7 +156,7 @@ def generation_usage():
 
 
 def analysis_spec():
-    return json.dumps(
+    return as_param(
         {
             "pools": config["pools"],
             "methods": RUN_METHOD,
@@ -168,8 +168,7 @@ def analysis_spec():
             "scaling_pools": SCALING_POOLS or None,
             "n_boot": 2000,
             "seed": 0,
-        },
-        sort_keys=True,
+        }
     )
 
 
@@ -178,4 +177,4 @@ def plot_spec(figure):
     plots = config.get("plots", {})
     spec = {k: v for k, v in plots.items() if not isinstance(v, dict)}
     spec[figure] = plots.get(figure, {})
-    return json.dumps(spec, sort_keys=True)
+    return as_param(spec)

@@ -18,7 +18,7 @@ rule generate:
         mem_mb=8000,
         runtime=120,
     params:
-        spec=lambda wc: json.dumps(
+        spec=lambda wc: as_param(
             {
                 "decoding": task_decoding(wc.task),
                 "model_spec": config["models"][wc.model],

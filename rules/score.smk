@@ -16,10 +16,10 @@ rule score_single:
     resources:
         gpu=0,
     params:
-        labels=lambda wc: json.dumps(
+        labels=lambda wc: as_param(
             {"run": "single", "pool": wc.model, "model": wc.model}
         ),
-        judgments=lambda wc: json.dumps(judgments_single(wc)),
+        judgments=lambda wc: as_param(judgments_single(wc)),
     shell:
         "python -m mocoflow.stages.score --items {input.split_items} --predictions {input.preds}"
         " --usage {input.usage} --labels {params.labels:q} --judgments {params.judgments:q}"
@@ -44,8 +44,8 @@ rule score_run:
     resources:
         gpu=0,
     params:
-        labels=lambda wc: json.dumps({"run": wc.run, "pool": wc.pool, "model": ""}),
-        judgments=lambda wc: json.dumps(judgments_run(wc)),
+        labels=lambda wc: as_param({"run": wc.run, "pool": wc.pool, "model": ""}),
+        judgments=lambda wc: as_param(judgments_run(wc)),
     shell:
         "python -m mocoflow.stages.score --items {input.split_items} --predictions {input.preds}"
         " --usage {input.usage} --labels {params.labels:q} --judgments {params.judgments:q}"
