@@ -1,5 +1,6 @@
 rule prepare:
     """Fetch or generate one task and write its canonical items per split."""
+    priority: 30
     output:
         train=f"{RESULTS}/data/{{task}}/train.jsonl",
         dev=f"{RESULTS}/data/{{task}}/dev.jsonl",

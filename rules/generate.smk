@@ -1,5 +1,6 @@
 rule generate:
     """One model x one task x one split: the shared generations every method reads."""
+    priority: 20
     input:
         card=f"{RESULTS}/models/{{model}}/card.json",
         split_items=f"{RESULTS}/data/{{task}}/{{split}}.jsonl",

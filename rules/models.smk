@@ -1,5 +1,6 @@
 rule build_model:
     """Build or locate one model's weights and write its card (source, fingerprint, parameters)."""
+    priority: 30
     input:
         base_model_cards,
     output:

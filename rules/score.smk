@@ -1,5 +1,6 @@
 rule score_single:
     """Score one model's shared test generations (the single-model baselines)."""
+    priority: 20
     input:
         split_items=f"{RESULTS}/data/{{task}}/test.jsonl",
         preds=f"{RESULTS}/generations/{{model}}/{{task}}/test.jsonl",
