@@ -58,3 +58,20 @@ def legend_outside(ax, title: str | None = None) -> None:
             title=title,
             title_fontsize="small",
         )
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "p", "h", "*")
+
+
+def run_palette(runs: list[str]) -> dict[str, object]:
+    """One distinct colour per run: the colour-blind palette up to 10 runs, evenly spaced hues beyond
+    (the colour-blind palette cycles after 10, which made runs indistinguishable)."""
+    import seaborn as sns
+
+    name = "colorblind" if len(runs) <= 10 else "husl"
+    return dict(zip(runs, sns.color_palette(name, len(runs)), strict=True))
+
+
+def run_markers(runs: list[str]) -> dict[str, str]:
+    """A marker per run, so runs that share a similar hue still differ."""
+    return {run: MARKERS[i % len(MARKERS)] for i, run in enumerate(runs)}

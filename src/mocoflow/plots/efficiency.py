@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mocoflow.analysis.pools import PREFIX as SCALING_PREFIX
-from mocoflow.plots.common import empty, pyplot, save, settings
+from mocoflow.plots.common import empty, pyplot, run_markers, run_palette, save, settings
 
 COST_LABELS = {
     "generated_tokens": "generated tokens (incl. shared generations)",
@@ -42,7 +42,7 @@ def plot_efficiency(table: pd.DataFrame, out_paths: list[Path], params: dict[str
     nrows = max(1, int(np.ceil(len(pools) / ncols)))
     fig, axes = plt.subplots(nrows, ncols, figsize=(float(opts["width"]), 2.8 * nrows), squeeze=False)
     runs = sorted(data.loc[data["kind"] == "system", "run"].unique()) if len(data) else []
-    palette = dict(zip(runs, sns.color_palette("colorblind", len(runs)), strict=True))
+    palette, markers = run_palette(runs), run_markers(runs)
     log = bool(opts.get("log", True))
     for ax in axes.flat[len(pools) :]:
         ax.set_visible(False) if pools else empty(ax, "runs")
@@ -56,7 +56,7 @@ def plot_efficiency(table: pd.DataFrame, out_paths: list[Path], params: dict[str
                 ax.scatter(
                     getattr(r, cost),
                     r.score,
-                    marker="o",
+                    marker=markers[r.run],
                     color=palette[r.run],
                     s=40,
                     label=r.run,

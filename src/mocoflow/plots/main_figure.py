@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mocoflow.analysis.pools import PREFIX as SCALING_PREFIX
-from mocoflow.plots.common import empty, legend_outside, pyplot, save, settings
+from mocoflow.plots.common import empty, legend_outside, pyplot, run_palette, save, settings
 
 
 def plot_main(
@@ -38,7 +38,7 @@ def plot_main(
         empty(ax, "runs")
         save(fig, out_paths, int(opts["dpi"]))
         return
-    palette = dict(zip(runs, sns.color_palette("colorblind", len(runs)), strict=True))
+    palette = run_palette(runs)
     width = 0.8 / max(len(runs), 1)
     for j, run in enumerate(runs):
         sub = data[data["run"] == run].set_index("setting")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from mocoflow.plots.common import empty, pyplot, save, settings
+from mocoflow.plots.common import empty, pyplot, run_palette, save, settings
 
 
 def plot_scaling(
@@ -24,7 +24,7 @@ def plot_scaling(
     fig, (left, right) = plt.subplots(1, 2, figsize=(float(opts["width"]), 3.0))
     size = by_size[by_size["task"] == task] if len(by_size) else by_size
     runs = sorted(set(size["run"]) | set(by_pool["run"])) if len(by_pool) or len(size) else []
-    palette = dict(zip(runs, sns.color_palette("colorblind", len(runs)), strict=True))
+    palette = run_palette(runs)
     if size.empty:
         empty(left, "pools")
     else:
