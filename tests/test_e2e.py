@@ -102,3 +102,28 @@ def test_changing_one_hyperparameter_reruns_only_that_methods_nodes(smoke_run: t
     n_cascade = len(cfg["tasks"])  # cascade runs on one pool, every task
     plots = {f"plot_{name}": 1 for name in ("main", "scaling", "efficiency", "emergence")}
     assert counts == {"collaborate": n_cascade, "score_run": n_cascade, "analyze": 1, **plots, "all": 1}
+
+
+def test_changing_one_figure_setting_reruns_only_that_figure(smoke_run: tuple[Path, Path]):
+    workdir, configfile = smoke_run
+    cfg = yaml.safe_load(configfile.read_text())
+    cfg["plots"] = {**cfg.get("plots", {}), "scaling": {"width": 5.0}}
+    changed = workdir / "plot_changed.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    counts = job_counts(snakemake(workdir, changed, "-n").stdout)
+    assert counts == {"plot_scaling": 1, "all": 1}
+    cfg["plots"] = {**cfg["plots"], "dpi": 90}  # a global plot setting reaches every figure, nothing upstream
+    changed.write_text(yaml.safe_dump(cfg))
+    counts = job_counts(snakemake(workdir, changed, "-n").stdout)
+    assert counts == {f"plot_{name}": 1 for name in ("main", "scaling", "efficiency", "emergence")} | {"all": 1}
+
+
+def test_report_collects_every_table_and_figure(smoke_run: tuple[Path, Path]):
+    workdir, configfile = smoke_run
+    report = workdir / "report.html"
+    snakemake(workdir, configfile, "--report", str(report))
+    html = report.read_text(errors="replace")
+    for category in ("Main results", "Emergence", "Scaling", "Efficiency"):
+        assert category in html
+    for name in ("main.png", "scaling.png", "efficiency.png", "emergence.png", "main.csv", "emergence.csv"):
+        assert name in html
