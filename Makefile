@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml
 
 study: setup
 	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores 1 --report results/report.html
 
 test: setup
 	$(BIN)/python -m pytest -q
