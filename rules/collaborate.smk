@@ -37,7 +37,7 @@ rule merge_dev:
         f"{RESULTS}/benchmarks/merge/{{run}}/{{pool}}/{{task}}.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: min(4, workflow.cores)
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=16000,
@@ -61,7 +61,7 @@ rule collaborate:
         f"{RESULTS}/benchmarks/collaborate/{{run}}/{{pool}}/{{task}}.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: min(4, workflow.cores)
+    threads: run_threads
     resources:
         gpu=run_gpus,
         mem_mb=8000,

@@ -27,6 +27,8 @@ RESULTS = "results"
 CACHE = config.get("cache_dir", f"{RESULTS}/cache")
 DEVICE = config.get("device", "auto")
 DECODING = study.decoding(config)
+# threads of a job that runs models; jobs that only read generations take one thread
+JOB_THREADS = min(int(config.get("threads_per_job", 4)), workflow.cores)
 SPLITS = ["dev", "test"]
 RUNS = study.runs(config)
 POOL_MODELS = sorted(study.pool_models(config))

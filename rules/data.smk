@@ -1,6 +1,5 @@
 rule prepare:
     """Fetch or generate one task and write its canonical items per split."""
-    priority: 30
     output:
         train=f"{RESULTS}/data/{{task}}/train.jsonl",
         dev=f"{RESULTS}/data/{{task}}/dev.jsonl",
@@ -10,6 +9,7 @@ rule prepare:
         f"{RESULTS}/logs/prepare/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare/{{task}}.tsv"
+    priority: 30
     conda:
         "../envs/cpu.yaml"
     resources:

@@ -84,6 +84,13 @@ def run_gpus(wc):
     return 0
 
 
+def run_threads(wc):
+    """Runs that load no model (routers over shared generations, votes) take one thread."""
+    if run_gpus(wc) or named_models(wc.run):
+        return JOB_THREADS
+    return 1
+
+
 def merge_params(wc):
     return as_param(
         {

@@ -1,6 +1,5 @@
 rule generate:
     """One model x one task x one split: the shared generations every method reads."""
-    priority: 20
     input:
         card=f"{RESULTS}/models/{{model}}/card.json",
         split_items=f"{RESULTS}/data/{{task}}/{{split}}.jsonl",
@@ -11,9 +10,10 @@ rule generate:
         f"{RESULTS}/logs/generate/{{model}}/{{task}}/{{split}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/generate/{{model}}/{{task}}/{{split}}.tsv"
+    priority: 20
     conda:
         "../envs/gpu.yaml"
-    threads: min(4, workflow.cores)
+    threads: JOB_THREADS
     resources:
         gpu=lambda wc: model_gpus(wc.model),
         mem_mb=8000,

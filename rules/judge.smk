@@ -38,7 +38,7 @@ rule judge_single:
         f"{RESULTS}/benchmarks/judge/{{judge}}/single/{{model}}/{{task}}.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: min(4, workflow.cores)
+    threads: JOB_THREADS
     resources:
         gpu=judge_gpus,
         mem_mb=32000,
@@ -66,7 +66,7 @@ rule judge_run:
         f"{RESULTS}/benchmarks/judge/{{judge}}/runs/{{run}}/{{pool}}/{{task}}.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: min(4, workflow.cores)
+    threads: JOB_THREADS
     resources:
         gpu=judge_gpus,
         mem_mb=32000,

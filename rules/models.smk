@@ -1,6 +1,5 @@
 rule build_model:
     """Build or locate one model's weights and write its card (source, fingerprint, parameters)."""
-    priority: 30
     input:
         base_model_cards,
     output:
@@ -9,6 +8,7 @@ rule build_model:
         f"{RESULTS}/logs/models/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/models/{{model}}.tsv"
+    priority: 30
     conda:
         "../envs/gpu.yaml"
     resources:

@@ -1,6 +1,5 @@
 rule score_single:
     """Score one model's shared test generations (the single-model baselines)."""
-    priority: 20
     input:
         split_items=f"{RESULTS}/data/{{task}}/test.jsonl",
         preds=f"{RESULTS}/generations/{{model}}/{{task}}/test.jsonl",
@@ -12,6 +11,7 @@ rule score_single:
         f"{RESULTS}/logs/score/single/{{model}}/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/score/single/{{model}}/{{task}}.tsv"
+    priority: 20
     conda:
         "../envs/cpu.yaml"
     resources:
