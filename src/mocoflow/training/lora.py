@@ -27,6 +27,7 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,38 @@ def encode_pairs(tokenizer: Any, items: list[Item], params: LoraParams) -> list[
     return out
 
 
+def batch_cycler(n: int, batch_size: int, rng: random.Random) -> Callable[[], list[int]]:
+    """Indices of the next training batch: epochs over ``range(n)`` in an order shuffled by ``rng``."""
+    order: list[int] = []
+
+    def next_batch() -> list[int]:
+        batch = []
+        for _ in range(min(batch_size, n)):
+            if not order:
+                order.extend(range(n))
+                rng.shuffle(order)
+            batch.append(order.pop())
+        return batch
+
+    return next_batch
+
+
+def right_padded_batch(rows: list[tuple[list[int], int]], pad_id: int) -> tuple[Any, Any, Any]:
+    """(ids, answer start) rows as input ids, attention mask and labels (-100 before the answer and on
+    padding). Right padding is fine for training."""
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(input_ids)
+    labels = torch.full_like(input_ids, -100)
+    for row, (ids, answer_start) in enumerate(rows):
+        input_ids[row, :len(ids)] = torch.tensor(ids)
+        mask[row, :len(ids)] = 1
+        labels[row, answer_start:len(ids)] = torch.tensor(ids[answer_start:])
+    return input_ids, mask, labels
+
+
 def train_lora(base_path: Path, items: list[Item], out_dir: Path, params: LoraParams) -> TrainResult:
     """Fine-tune ``base_path`` with LoRA on ``items``; save ``out_dir/adapter`` and merged ``weights``."""
     import torch
@@ -152,24 +185,11 @@ def train_lora(base_path: Path, items: list[Item], out_dir: Path, params: LoraPa
             return max(0.0, (params.steps - step) / max(1, params.steps - warmup))
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-        order: list[int] = []
+        next_batch = batch_cycler(len(pairs), params.batch_size, rng)
         losses: list[float] = []
         n_tokens = 0
         for step in range(params.steps):
-            batch = []
-            for _ in range(min(params.batch_size, len(pairs))):
-                if not order:
-                    order = list(range(len(pairs)))
-                    rng.shuffle(order)
-                batch.append(pairs[order.pop()])
-            width = max(len(ids) for ids, _ in batch)
-            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros_like(input_ids)
-            labels = torch.full_like(input_ids, -100)
-            for row, (ids, answer_start) in enumerate(batch):  # right padding is fine for training
-                input_ids[row, :len(ids)] = torch.tensor(ids)
-                mask[row, :len(ids)] = 1
-                labels[row, answer_start:len(ids)] = torch.tensor(ids[answer_start:])
+            input_ids, mask, labels = right_padded_batch([pairs[i] for i in next_batch()], pad_id)
             n_tokens += int(mask.sum())
             loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
             opt.zero_grad(set_to_none=True)

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from mocoflow.data.schema import Item
-from mocoflow.methods.base import MethodError, RunContext
+from mocoflow.methods.base import MethodError, RunContext, prediction
+from mocoflow.methods.common import dev_accuracy, reused_costs
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,25 @@ def pick(scores: dict[str, float], tiebreak: dict[str, float], order: list[str])
     return max(order, key=lambda n: (round(scores[n], 9), tiebreak.get(n, 0.0), -order.index(n)))
 
 
+def route_by_probability(ctx: RunContext, probs: np.ndarray, weight: float, features: str,
+                         training_seconds: float) -> list[dict[str, Any]]:
+    """Predictions of a learned router: per test item (row of ``probs``, one column per pool model in pool
+    order, the predicted probability that the model is right) the model maximising ``p - weight x normalised
+    cost`` answers with its shared test generation; ties go to the better model on dev."""
+    names = [r.name for r in ctx.pool]
+    costs = normalised(model_costs(ctx)) if weight else {n: 0.0 for n in names}
+    acc = dev_accuracy(ctx)
+    out = []
+    for row, item in enumerate(ctx.items["test"]):
+        scores = {n: float(probs[row, m]) - weight * costs[n] for m, n in enumerate(names)}
+        name = pick(scores, acc, names)
+        rec = ctx.gen(name, "test", item.id)
+        out.append(prediction(item.id, rec["output"], answered_by=name, router_features=features,
+                              p_correct=round(float(probs[row, names.index(name)]), 4),
+                              training_seconds=round(training_seconds, 4), **reused_costs([rec])))
+    return out
+
+
 class Timer:
     def __enter__(self) -> Timer:
         self.t0 = time.perf_counter()
@@ -257,6 +277,15 @@ class Cursor:
         self.engine.usage.prompt_tokens -= 1
         self.consumed = text_after
 
+    def emit(self, token: int, text: str) -> str | None:
+        """Append this model's own ``token`` to ``text`` and feed it; None (counted as generated) at eos."""
+        if token in self.eos:
+            self.count_generated()
+            return None
+        text = text + self.piece(token)
+        self.choose(token, len(text))
+        return text
+
     def feed_token(self, token: int, text_after: int) -> None:
         """Feed a token another model (same tokenizer) chose."""
         self._forward([token])
@@ -304,11 +333,10 @@ def greedy_patch(cursor: Cursor, text: str, n_tokens: int) -> tuple[str, bool, l
     for _ in range(n_tokens):
         tok, p = cursor.top()
         logps.append(math.log(max(p, 1e-30)))
-        if tok in cursor.eos:
-            cursor.count_generated()
+        after = cursor.emit(tok, text)
+        if after is None:
             return text, True, logps
-        text = text + cursor.piece(tok)
-        cursor.choose(tok, len(text))
+        text = after
     return text, False, logps
 
 

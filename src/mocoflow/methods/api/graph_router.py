@@ -26,13 +26,11 @@ from mocoflow.methods.api._shared import (
     Featurizer,
     Timer,
     cost_weight,
-    model_costs,
-    normalised,
-    pick,
     question_text,
+    route_by_probability,
 )
-from mocoflow.methods.base import Method, MethodError, Need, RunContext, prediction, register
-from mocoflow.methods.common import dev_accuracy, dev_correctness, reused_costs
+from mocoflow.methods.base import Method, MethodError, Need, RunContext, register
+from mocoflow.methods.common import dev_correctness
 
 
 @dataclass(frozen=True)
@@ -169,22 +167,4 @@ class GraphRouter(Method):
                 )
                 probs = torch.sigmoid(gnn.logits(xq, q_domain, eq_t, em_t, ey_t, ask_q, ask_m))
                 probs = probs.view(len(test), len(names)).numpy()
-        costs = normalised(model_costs(ctx)) if weight else {n: 0.0 for n in names}
-        acc = dev_accuracy(ctx)
-        out = []
-        for row, item in enumerate(test):
-            scores = {n: float(probs[row, m]) - weight * costs[n] for m, n in enumerate(names)}
-            name = pick(scores, acc, names)
-            rec = ctx.gen(name, "test", item.id)
-            out.append(
-                prediction(
-                    item.id,
-                    rec["output"],
-                    answered_by=name,
-                    router_features=feats.kind,
-                    p_correct=round(float(probs[row, names.index(name)]), 4),
-                    training_seconds=round(timer.seconds, 4),
-                    **reused_costs([rec]),
-                )
-            )
-        return out
+        return route_by_probability(ctx, probs, weight, feats.kind, timer.seconds)

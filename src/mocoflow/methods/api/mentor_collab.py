@@ -75,11 +75,10 @@ def mentor_decode(
                 break
             continue
         steps += 1
-        if tg in g.eos:
-            g.count_generated()
+        after = g.emit(tg, text)
+        if after is None:
             break
-        text += g.piece(tg)
-        g.choose(tg, len(text))
+        text = after
     return text, stats, [g, m]
 
 

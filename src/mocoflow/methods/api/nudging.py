@@ -65,11 +65,10 @@ def nudge_decode(
         else:
             trace.append((p, False))
             steps += 1
-            if tok in b.eos:
-                b.count_generated()
+            after = b.emit(tok, text)
+            if after is None:
                 break
-            text += b.piece(tok)
-            b.choose(tok, len(text))
+            text = after
     return text, trace, [b, n]
 
 

@@ -22,14 +22,12 @@ from mocoflow.methods.api._shared import (
     Timer,
     cost_weight,
     fit_logistic,
-    model_costs,
-    normalised,
-    pick,
     predict_logistic,
     question_text,
+    route_by_probability,
 )
-from mocoflow.methods.base import Method, MethodError, Need, RunContext, prediction, register
-from mocoflow.methods.common import dev_accuracy, dev_correctness, reused_costs
+from mocoflow.methods.base import Method, MethodError, Need, RunContext, register
+from mocoflow.methods.common import dev_correctness
 
 
 @dataclass(frozen=True)
@@ -74,26 +72,6 @@ class TrainedRouter(Method):
     def run(self, ctx: RunContext) -> list[dict[str, Any]]:
         weight = cost_weight(self.params.scenario, self.params.cost_weight)
         feats, models, seconds = self.train(ctx)
-        costs = normalised(model_costs(ctx)) if weight else {r.name: 0.0 for r in ctx.pool}
-        acc = dev_accuracy(ctx)
-        names = [r.name for r in ctx.pool]
-        test = ctx.items["test"]
-        x = feats.transform([question_text(i) for i in test])
-        probs = {n: predict_logistic(x, models[n]) for n in names}
-        out = []
-        for row, item in enumerate(test):
-            scores = {n: float(probs[n][row]) - weight * costs[n] for n in names}
-            name = pick(scores, acc, names)
-            rec = ctx.gen(name, "test", item.id)
-            out.append(
-                prediction(
-                    item.id,
-                    rec["output"],
-                    answered_by=name,
-                    router_features=feats.kind,
-                    p_correct=round(float(probs[name][row]), 4),
-                    training_seconds=round(seconds, 4),
-                    **reused_costs([rec]),
-                )
-            )
-        return out
+        x = feats.transform([question_text(i) for i in ctx.items["test"]])
+        probs = np.column_stack([predict_logistic(x, models[r.name]) for r in ctx.pool])
+        return route_by_probability(ctx, probs, weight, feats.kind, seconds)

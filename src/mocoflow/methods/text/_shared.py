@@ -36,6 +36,7 @@ from mocoflow.data.schema import Item
 from mocoflow.engines.base import DecodingConfig, Engine, Generation, Usage
 from mocoflow.methods.base import MethodError, RunContext
 from mocoflow.models import ModelRef
+from mocoflow.training.lora import _prompt_head, batch_cycler, right_padded_batch
 
 log = logging.getLogger("mocoflow.methods.text")
 
@@ -268,25 +269,9 @@ class TrainBudget:
 
 
 def _encode(tokenizer: Any, prompt: str, response: str) -> tuple[list[int], int]:
-    from mocoflow.training.lora import _prompt_head
-
     head = tokenizer(_prompt_head(tokenizer, prompt), add_special_tokens=False)["input_ids"]
     tail = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     return head + tail, len(head)
-
-
-def _batch(rows: list[tuple[list[int], int]], pad_id: int) -> tuple[Any, Any, Any]:
-    import torch
-
-    width = max(len(ids) for ids, _ in rows)
-    ids_t = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids_t)
-    labels = torch.full_like(ids_t, -100)
-    for r, (ids, start) in enumerate(rows):  # right padding is fine for training
-        ids_t[r, :len(ids)] = torch.tensor(ids)
-        mask[r, :len(ids)] = 1
-        labels[r, start:len(ids)] = torch.tensor(ids[start:])
-    return ids_t, mask, labels
 
 
 def _seq_logprob(model: Any, ids: Any, mask: Any, labels: Any) -> Any:
@@ -311,19 +296,7 @@ def _peft_copy(engine: Any, budget: TrainBudget) -> Any:
 
 
 def _cycle(n: int, budget: TrainBudget) -> Callable[[], list[int]]:
-    rng = random.Random(budget.seed)
-    order: list[int] = []
-
-    def next_batch() -> list[int]:
-        batch = []
-        for _ in range(min(budget.batch_size, n)):
-            if not order:
-                order.extend(range(n))
-                rng.shuffle(order)
-            batch.append(order.pop())
-        return batch
-
-    return next_batch
+    return batch_cycler(n, budget.batch_size, random.Random(budget.seed))
 
 
 @dataclass
@@ -346,33 +319,45 @@ def _save(model: Any, tokenizer: Any, out_dir: Path, name: str, base: ModelRef) 
                     spec=spec)
 
 
+def _train_lora_copy(engine: Any, budget: TrainBudget, n_rows: int,
+                     batch_loss: Callable[[Any, list[int]], Any]) -> tuple[Any, list[float]]:
+    """AdamW on a LoRA copy of ``engine.model`` for ``budget.steps`` batches of row indices (seeded epochs);
+    ``batch_loss(model, indices)`` gives each step's loss. Returns the model in eval mode and the losses."""
+    import torch
+
+    losses: list[float] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(budget.seed)
+        model = _peft_copy(engine, budget)
+        model.train()
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=budget.lr)
+        next_batch = _cycle(n_rows, budget)
+        for _ in range(budget.steps):
+            loss = batch_loss(model, next_batch())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+    model.eval()
+    return model, losses
+
+
 def sft_lora(engine: Any, base: ModelRef, pairs: list[tuple[str, str]], budget: TrainBudget, out_dir: Path,
              name: str) -> Trained:
     """LoRA SFT of a copy of ``engine.model`` on (prompt, response) pairs, loss on response tokens only.
     Returns ``ref=None`` when no pair fits ``max_length`` (nothing trained)."""
-    import torch
-
     t0 = time.perf_counter()
     tok = engine.tokenizer
     rows = [r for r in (_encode(tok, p, c) for p, c in pairs) if len(r[0]) <= budget.max_length]
     if not rows:
         return Trained(None, 0.0, 0, [])
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    losses = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(budget.seed)
-        model = _peft_copy(engine, budget)
-        model.train()
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=budget.lr)
-        next_batch = _cycle(len(rows), budget)
-        for _ in range(budget.steps):
-            ids, mask, labels = _batch([rows[i] for i in next_batch()], pad)
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-    model.eval()
+
+    def sft_loss(model: Any, batch: list[int]) -> Any:
+        ids, mask, labels = right_padded_batch([rows[i] for i in batch], pad)
+        return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+    model, losses = _train_lora_copy(engine, budget, len(rows), sft_loss)
     ref = _save(model, tok, out_dir, name, base)
     log.info("%s: SFT on %d examples, %d steps, loss %.3f -> %.3f", name, len(rows), budget.steps,
              losses[0] if losses else 0, losses[-1] if losses else 0)
@@ -396,27 +381,18 @@ def dpo_lora(engine: Any, base: ModelRef, triples: list[tuple[str, str, str]], b
     if not rows:
         return Trained(None, 0.0, 0, [])
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    losses = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(budget.seed)
-        model = _peft_copy(engine, budget)
-        model.train()
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=budget.lr)
-        next_batch = _cycle(len(rows), budget)
-        for _ in range(budget.steps):
-            batch = [rows[i] for i in next_batch()]
-            ids, mask, labels = _batch([c for c, _ in batch] + [r for _, r in batch], pad)
-            with torch.no_grad(), model.disable_adapter():
-                ref_lp = _seq_logprob(model, ids, mask, labels)
-            lp = _seq_logprob(model, ids, mask, labels)
-            n = len(batch)
-            margin = (lp[:n] - ref_lp[:n]) - (lp[n:] - ref_lp[n:])
-            loss = -F.logsigmoid(beta * margin).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-    model.eval()
+
+    def dpo_loss(model: Any, batch_idx: list[int]) -> Any:
+        batch = [rows[i] for i in batch_idx]
+        ids, mask, labels = right_padded_batch([c for c, _ in batch] + [r for _, r in batch], pad)
+        with torch.no_grad(), model.disable_adapter():
+            ref_lp = _seq_logprob(model, ids, mask, labels)
+        lp = _seq_logprob(model, ids, mask, labels)
+        n = len(batch)
+        margin = (lp[:n] - ref_lp[:n]) - (lp[n:] - ref_lp[n:])
+        return -F.logsigmoid(beta * margin).mean()
+
+    model, losses = _train_lora_copy(engine, budget, len(rows), dpo_loss)
     ref = _save(model, tok, out_dir, name, base)
     log.info("%s: DPO on %d pairs, %d steps, loss %.3f -> %.3f", name, len(rows), budget.steps, losses[0],
              losses[-1])
