@@ -99,3 +99,15 @@ def test_killed_run_resumes_from_cached_items(tiny_model_dir: Path, tmp_path: Pa
     assert [g.generated_tokens for g in resumed] == [g.generated_tokens for g in uninterrupted]
     for x, y in zip(resumed, uninterrupted, strict=True):
         assert x.sum_logprob == pytest.approx(y.sum_logprob, abs=1e-3)
+
+
+def test_atomic_files_get_the_usual_mode(tmp_path: Path):
+    """mkstemp creates 0o600 files; artefacts (figures, tables) must be readable like any file open() makes."""
+    import os
+
+    from mocoflow.io import write_text
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    write_text(tmp_path / "a.txt", "x")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask

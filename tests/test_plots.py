@@ -136,3 +136,47 @@ def test_figure_renders_from_empty_tables(figure, tables, tmp_path):
         ]
     )
     check_figure(tmp_path, min_png=500)
+
+
+def test_main_heatmap_cells_are_gains_in_points_with_significance_marks():
+    from mocoflow.plots.main_figure import gain_grid
+
+    table = pd.DataFrame(
+        {
+            "run": ["mv", "mv", "oracle", "single"],
+            "level": ["text", "text", "api", "baseline"],
+            "pool": ["trio", "trio", "trio", "trio"],
+            "task": ["qa", "math", "qa", "qa"],
+            "best_single": ["a", "b", "a", "a"],
+            "best_single_score": [0.5, 0.2, 0.5, 0.5],
+            "gain": [0.1, -0.05, 0.3, 0.0],
+            "gain_ci_lo": [-0.02, -0.1, 0.1, 0.0],
+            "gain_ci_hi": [0.2, 0.0, 0.5, 0.0],
+        }
+    )
+    gain, labels, titles = gain_grid(table)
+    # rows by level (api before text), then name; columns sorted by task
+    assert list(gain.index) == ["oracle (api)", "mv (text)", "single (baseline)"]
+    assert list(gain.columns) == ["math / trio", "qa / trio"]
+    assert gain.loc["mv (text)", "qa / trio"] == pytest.approx(10.0)
+    assert labels.loc["oracle (api)", "qa / trio"] == "+30*"  # CI excludes 0
+    assert labels.loc["mv (text)", "qa / trio"] == "+10"  # CI includes 0
+    assert labels.loc["oracle (api)", "math / trio"] == ""  # not run there
+    assert titles[1].splitlines() == ["qa", "trio", "a", "0.50"]
+
+
+def test_emergence_heatmap_shares_sum_counts_over_settings():
+    from mocoflow.plots.emergence import share_grid
+
+    data = pd.DataFrame(
+        {
+            "run": ["mv", "mv", "all runs"],
+            "domain": ["qa", "qa", "qa"],
+            "emergent": [1, 2, 3],
+            "n_unsolved": [4, 6, 10],
+        }
+    )
+    share, labels = share_grid(data, "emergent", "n_unsolved")
+    assert list(share.index) == ["mv", "all runs"]
+    assert share.loc["mv", "qa"] == pytest.approx(3 / 10)
+    assert labels.loc["mv", "qa"] == "3/10"

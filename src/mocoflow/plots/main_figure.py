@@ -1,4 +1,4 @@
-"""Figure: each run's score per task and pool against the pool's best single model, with the gain's CI."""
+"""Figure: each run's gain over its pool's best single model, per task and pool, as an annotated heatmap."""
 
 from __future__ import annotations
 
@@ -9,7 +9,40 @@ import numpy as np
 import pandas as pd
 
 from mocoflow.analysis.pools import PREFIX as SCALING_PREFIX
-from mocoflow.plots.common import empty, legend_outside, pyplot, run_palette, save, settings
+from mocoflow.plots.common import empty, pyplot, save, settings
+
+LEVEL_ORDER = ("reference", "api", "text", "logit", "weight")
+
+
+def gain_grid(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Gain (points) and cell labels with one row per run (ordered by level, then name) and one column per
+    task and pool; a label ends in ``*`` where the gain's 95 % CI excludes 0. Also returns the column titles
+    (task, pool and the best single model's score)."""
+    data = table.assign(
+        setting=table["task"].astype(str) + " / " + table["pool"].astype(str),
+        level=table["level"].fillna("").replace("", "reference") if "level" in table else "reference",
+    )
+    order = {lvl: i for i, lvl in enumerate(LEVEL_ORDER)}
+    runs = sorted(
+        dict.fromkeys(zip(data["level"], data["run"], strict=True)),
+        key=lambda lr: (order.get(lr[0], len(order)), lr[1]),
+    )
+    rows = [f"{run} ({level})" for level, run in runs]
+    data = data.assign(row=[f"{r} ({lv})" for r, lv in zip(data["run"], data["level"], strict=True)])
+    settings_ = list(dict.fromkeys(data.sort_values(["task", "pool"])["setting"]))
+    gain = data.pivot_table(index="row", columns="setting", values="gain", aggfunc="first")
+    gain = gain.reindex(index=rows, columns=settings_) * 100
+    significant = (data["gain_ci_lo"] > 0) | (data["gain_ci_hi"] < 0)
+    marks = data.assign(sig=significant).pivot_table(index="row", columns="setting", values="sig", aggfunc="first")
+    marks = marks.reindex(index=rows, columns=settings_)
+    labels = gain.map(lambda v: "" if pd.isna(v) else f"{v:+.0f}")
+    labels = labels.where(~marks.fillna(False).astype(bool), labels + "*")
+    best = data.drop_duplicates("setting").set_index("setting")
+    titles = [
+        f"{s.replace(' / ', chr(10))}\n{best.loc[s, 'best_single']}\n{best.loc[s, 'best_single_score']:.2f}"
+        for s in settings_
+    ]
+    return gain, labels, titles
 
 
 def plot_main(
@@ -20,62 +53,44 @@ def plot_main(
     dpi: int = 200,
     params: dict[str, Any] | None = None,
 ) -> None:
-    """Bars: accuracy per run; dashed line: the pool's best single model; error bars: the best single score
-    plus the gain's paired bootstrap CI (so they show where the run's score could lie relative to that line).
-    Generated scaling pools are left out unless ``plots.main.scaling_pools`` is true (see the scaling figure).
-    """
+    """Heatmap: rows are runs (grouped by level), columns are task / pool with the pool's best single model
+    and its accuracy; each cell is the run's accuracy minus that best single score, in percentage points,
+    ``*`` where the paired bootstrap 95 % CI of the gain excludes 0. Generated scaling pools are left out
+    unless ``plots.main.scaling_pools`` is true (see the scaling figure)."""
     opts = settings({"context": context, "dpi": dpi, **(params or {})}, "main")
     plt, sns = pyplot(opts)
     if not opts.get("scaling_pools", False) and len(table):
         table = table[~table["pool"].astype(str).str.startswith(SCALING_PREFIX)]
-    data = table.assign(setting=table["task"].astype(str) + "\n(" + table["pool"].astype(str) + ")")
-    settings_ = list(dict.fromkeys(data["setting"]))
-    runs = list(dict.fromkeys(data["run"]))
-    fig, ax = plt.subplots(
-        figsize=(max(float(opts["width"]) * 0.6, 0.5 * len(settings_) * max(len(runs), 2) + 2), 3.2)
-    )
-    if data.empty:
+    if table.empty:
+        fig, ax = plt.subplots(figsize=(float(opts["width"]), 3.0))
         empty(ax, "runs")
         save(fig, out_paths, int(opts["dpi"]))
         return
-    palette = run_palette(runs)
-    width = 0.8 / max(len(runs), 1)
-    for j, run in enumerate(runs):
-        sub = data[data["run"] == run].set_index("setting")
-        xs = [i - 0.4 + width * (j + 0.5) for i, s in enumerate(settings_) if s in sub.index]
-        rows = sub.loc[[s for s in settings_ if s in sub.index]]
-        ax.bar(xs, rows["score"], width=width * 0.95, color=palette[run], label=run)
-        if {"gain_ci_lo", "gain_ci_hi"} <= set(rows.columns):
-            lo = rows["best_single_score"] + rows["gain_ci_lo"]
-            hi = rows["best_single_score"] + rows["gain_ci_hi"]
-            ok = lo.notna().to_numpy()
-            ax.errorbar(
-                np.asarray(xs)[ok],
-                rows["score"].to_numpy()[ok],
-                yerr=[
-                    (rows["score"] - lo).clip(lower=0).to_numpy()[ok],
-                    (hi - rows["score"]).clip(lower=0).to_numpy()[ok],
-                ],
-                fmt="none",
-                ecolor="black",
-                elinewidth=0.8,
-                capsize=2,
-            )
-    best = data.drop_duplicates("setting").set_index("setting")["best_single_score"]
-    for i, s in enumerate(settings_):
-        ax.hlines(
-            best[s],
-            i - 0.45,
-            i + 0.45,
-            colors="black",
-            linestyles="--",
-            linewidth=1.2,
-            label="best single model" if i == 0 else None,
-        )
-    ax.set_xticks(range(len(settings_)), settings_)
-    ax.set_xlabel("task (pool)")
-    ax.set_ylabel("accuracy on test")
-    ax.set_ylim(0, 1.02)
-    legend_outside(ax, "run")
+    gain, labels, titles = gain_grid(table)
+    limit = max(5.0, float(np.nanmax(np.abs(gain.to_numpy()))))
+    fig, ax = plt.subplots(
+        figsize=(max(float(opts["width"]), 0.85 * gain.shape[1] + 3.0), 0.24 * gain.shape[0] + 2.0)
+    )
+    sns.heatmap(
+        gain,
+        annot=labels.to_numpy(),
+        fmt="",
+        cmap="vlag_r",
+        vmin=-limit,
+        vmax=limit,
+        center=0,
+        linewidths=0.5,
+        linecolor="white",
+        annot_kws={"fontsize": "x-small"},
+        cbar_kws={"label": "gain over the best single model (points)", "shrink": 0.5},
+        ax=ax,
+    )
+    ax.set_xticks(np.arange(len(titles)) + 0.5, titles, rotation=0, fontsize="x-small")
+    ax.set_yticks(np.arange(gain.shape[0]) + 0.5, gain.index, rotation=0, fontsize="x-small")
+    ax.set_xlabel("columns: task, pool, its best single model and that model's test accuracy;"
+                  "  * : 95 % CI of the gain excludes 0")
+    ax.grid(False)
+    ax.set_ylabel("")
+    ax.xaxis.tick_top()
     fig.tight_layout()
     save(fig, out_paths, int(opts["dpi"]))
