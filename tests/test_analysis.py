@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -356,3 +357,20 @@ def test_analyze_stage_writes_every_table(tmp_path, scores):
     e = pd.read_csv(out / "efficiency.csv")
     assert e.loc[(e["run"] == "X") & (e["task"] == "t"), "wall_seconds"].item() == 2.0
     assert (out / "main-md.md").read_text().startswith("## Main results")
+
+
+def test_cached_generations_still_cost_flops(tmp_path: Path):
+    """A generation job answered from the response cache processed no tokens itself, but its answers are not
+    free: FLOPs come from the tokens of the records it wrote."""
+    d = tmp_path / "generations" / "m" / "mini"
+    d.mkdir(parents=True)
+    usage = {"prompt_tokens": 0, "generated_tokens": 0, "cache_hits": 2, "parameters": {"m": 1000},
+             "model_loads": 1}
+    (d / "test.usage.json").write_text(json.dumps(usage))
+    (d / "test.jsonl").write_text(
+        "\n".join(json.dumps({"id": str(i), "prompt_tokens": 10, "generated_tokens": 5, "cached": True})
+                  for i in range(2)) + "\n"
+    )
+    jobs = eff.load_gen_jobs([d / "test.usage.json"], None)
+    assert jobs[("m", "mini", "test")]["flops"] == 2.0 * 1000 * (2 * 15)
+    assert eff.job_cost(usage)["flops"] == 0.0  # the engine's own count: nothing processed in this job

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mocoflow.analysis.stats import pareto_front
-from mocoflow.io import read_json
+from mocoflow.io import read_json, read_jsonl
 
 COSTS = [
     "generated_tokens",
@@ -61,12 +61,15 @@ def read_benchmark_seconds(path: str | Path) -> float:
         return float("nan")
 
 
-def job_cost(usage: dict[str, Any], bench_seconds: float = float("nan")) -> dict[str, float]:
-    """One job's cost from its usage JSON and benchmark seconds."""
+def job_cost(usage: dict[str, Any], bench_seconds: float = float("nan"),
+             tokens: float | None = None) -> dict[str, float]:
+    """One job's cost from its usage JSON and benchmark seconds. FLOPs come from ``tokens`` (prompt +
+    generated) when given, else from the tokens the engine processed in this job (cache hits count 0)."""
     wall = bench_seconds if not np.isnan(bench_seconds) else float(usage.get("wall_seconds") or 0.0)
     params = usage.get("parameters") or {}
     n_params = float(sum(params.values())) if isinstance(params, dict) else float(params or 0)
-    tokens = float(usage.get("prompt_tokens") or 0) + float(usage.get("generated_tokens") or 0)
+    if tokens is None:
+        tokens = float(usage.get("prompt_tokens") or 0) + float(usage.get("generated_tokens") or 0)
     on_gpu = str(usage.get("device", "")).startswith("cuda")
     return {
         "model_loads": float(usage.get("model_loads") or 0),
@@ -185,7 +188,9 @@ def load_gen_jobs(
     usage_paths: list[Path], bench_dir: Path | None
 ) -> dict[tuple[str, str, str], dict[str, float]]:
     """``.../generations/{model}/{task}/{split}.usage.json`` (+
-    ``{bench_dir}/generate/{model}/{task}/{split}.tsv``)."""
+    ``{bench_dir}/generate/{model}/{task}/{split}.tsv``). FLOPs count the tokens of every generation in the
+    ``{split}.jsonl`` beside the usage file, cached or not: a response-cache hit (e.g. a task whose items are a
+    subset of another's) must not make a model's answers look free."""
     out = {}
     for p in map(Path, usage_paths):
         model, task = p.parts[-3:-1]
@@ -195,7 +200,14 @@ def load_gen_jobs(
             if bench_dir
             else float("nan")
         )
-        out[(model, task, split)] = job_cost(read_json(p), bench)
+        records = p.with_name(f"{split}.jsonl")
+        tokens = (
+            float(sum(int(r.get("prompt_tokens") or 0) + int(r.get("generated_tokens") or 0)
+                      for r in read_jsonl(records)))
+            if records.exists()
+            else None
+        )
+        out[(model, task, split)] = job_cost(read_json(p), bench, tokens)
     return out
 
 

@@ -23,7 +23,9 @@ COST_LABELS = {
 
 def plot_efficiency(table: pd.DataFrame, out_paths: list[Path], params: dict[str, Any] | None = None) -> None:
     """Settings: ``plots.efficiency.cost`` (a cost column, default ``flops``), ``log`` (default true),
-    ``task`` (default "all": every task, costs summed, accuracy item-weighted), ``scaling_pools`` (default
+    ``task`` (default "all": every task, costs summed, accuracy item-weighted; runs configured on different
+    tasks are then not comparable, so a study whose costly methods run on one task should plot that task),
+    ``scaling_pools`` (default
     false: generated scaling pools left out). Filled markers: collaborative runs; grey crosses: single models;
     the line joins the Pareto front (``on_front_<cost>``, else recomputed).
     """
@@ -80,6 +82,9 @@ def plot_efficiency(table: pd.DataFrame, out_paths: list[Path], params: dict[str
             linewidths=0.8,
             label="Pareto front",
         )
+        for r in f.itertuples():  # name the front's points: the legend alone is hard to match
+            ax.annotate(str(r.run), (getattr(r, cost), r.score), xytext=(4, 5), textcoords="offset points",
+                        fontsize="xx-small")
         if log:
             ax.set_xscale("log")
             positive = g.loc[g[cost] > 0, cost]
