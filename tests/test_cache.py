@@ -31,6 +31,9 @@ def test_second_call_hits_cache_for_every_item(tiny_model_dir: Path, tmp_path: P
     b = second.generate(PROMPTS, DecodingConfig(max_new_tokens=6, batch_size=5))
     assert second.usage.cache_hits == len(PROMPTS)
     assert second.usage.calls == 0 and second.usage.generated_tokens == 0
+    assert first.usage.cached_tokens == 0
+    # the hits' tokens are kept apart, so cost estimates still see the work behind a cached answer
+    assert second.usage.cached_tokens == first.usage.prompt_tokens + first.usage.generated_tokens
     assert all(g.cached for g in b)
     for x, y in zip(a, b, strict=True):
         assert (x.text, x.prompt_tokens, x.generated_tokens) == (y.text, y.prompt_tokens, y.generated_tokens)

@@ -64,12 +64,13 @@ def read_benchmark_seconds(path: str | Path) -> float:
 def job_cost(usage: dict[str, Any], bench_seconds: float = float("nan"),
              tokens: float | None = None) -> dict[str, float]:
     """One job's cost from its usage JSON and benchmark seconds. FLOPs come from ``tokens`` (prompt +
-    generated) when given, else from the tokens the engine processed in this job (cache hits count 0)."""
+    generated) when given, else from the tokens the engine processed in this job plus those of its response
+    cache hits (``cached_tokens``): an answer taken from the cache was computed once and is not free."""
     wall = bench_seconds if not np.isnan(bench_seconds) else float(usage.get("wall_seconds") or 0.0)
     params = usage.get("parameters") or {}
     n_params = float(sum(params.values())) if isinstance(params, dict) else float(params or 0)
     if tokens is None:
-        tokens = float(usage.get("prompt_tokens") or 0) + float(usage.get("generated_tokens") or 0)
+        tokens = sum(float(usage.get(k) or 0) for k in ("prompt_tokens", "generated_tokens", "cached_tokens"))
     on_gpu = str(usage.get("device", "")).startswith("cuda")
     return {
         "model_loads": float(usage.get("model_loads") or 0),

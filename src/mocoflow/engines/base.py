@@ -71,13 +71,14 @@ class Usage:
     generated_tokens: int = 0
     calls: int = 0
     cache_hits: int = 0
+    cached_tokens: int = 0  # prompt + generated tokens of the cache hits (work done once, in an earlier job)
     device: str = "cpu"
     parameters: dict[str, int] = field(default_factory=dict)  # model name -> parameter count
     training_seconds: float = 0.0
 
     def add(self, other: Usage) -> None:
         for name in ("model_loads", "load_seconds", "generate_seconds", "prompt_tokens", "generated_tokens",
-                     "calls", "cache_hits", "training_seconds"):
+                     "calls", "cache_hits", "cached_tokens", "training_seconds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.parameters.update(other.parameters)
         if other.device != "cpu":

@@ -133,6 +133,7 @@ class TransformersEngine(Engine):
             if hit is not None:
                 results[i] = hit
                 self.usage.cache_hits += 1
+                self.usage.cached_tokens += hit.prompt_tokens + hit.generated_tokens
             else:
                 pending[prompt] = [i]
         todo = list(pending)

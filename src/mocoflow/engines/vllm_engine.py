@@ -157,6 +157,7 @@ class VllmEngine(Engine):
             if hit is not None:
                 results[i] = hit
                 self.usage.cache_hits += 1
+                self.usage.cached_tokens += hit.prompt_tokens + hit.generated_tokens
             else:
                 pending[prompt] = [i]
         todo = list(pending)
