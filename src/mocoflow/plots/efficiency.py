@@ -82,9 +82,10 @@ def plot_efficiency(table: pd.DataFrame, out_paths: list[Path], params: dict[str
             linewidths=0.8,
             label="Pareto front",
         )
-        for r in f.itertuples():  # name the front's points: the legend alone is hard to match
-            ax.annotate(str(r.run), (getattr(r, cost), r.score), xytext=(4, 5), textcoords="offset points",
-                        fontsize="xx-small")
+        # name the front's points (the legend alone is hard to match); runs tied at one point share a label
+        for (x, y), names in f.groupby([cost, "score"])["run"]:
+            ax.annotate("\n".join(map(str, names)), (x, y), xytext=(4, 5), textcoords="offset points",
+                        fontsize="xx-small", va="bottom")
         if log:
             ax.set_xscale("log")
             positive = g.loc[g[cost] > 0, cost]
