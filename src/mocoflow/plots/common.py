@@ -75,3 +75,18 @@ def run_palette(runs: list[str]) -> dict[str, object]:
 def run_markers(runs: list[str]) -> dict[str, str]:
     """A marker per run, so runs that share a similar hue still differ."""
     return {run: MARKERS[i % len(MARKERS)] for i, run in enumerate(runs)}
+
+
+def annotated_heatmap(ax, values, labels, *, cmap: str, vmin: float, vmax: float, cbar_label: str,
+                      center: float | None = None) -> None:
+    """A seaborn heatmap with a text label per cell (empty where there is no value), row names as y ticks
+    and no grid lines across the cells."""
+    import numpy as np
+    import seaborn as sns
+
+    sns.heatmap(values, annot=labels.to_numpy(), fmt="", cmap=cmap, vmin=vmin, vmax=vmax, center=center,
+                linewidths=0.5, linecolor="white", annot_kws={"fontsize": "x-small"},
+                cbar_kws={"label": cbar_label, "shrink": 0.5}, ax=ax)
+    ax.set_yticks(np.arange(values.shape[0]) + 0.5, values.index, rotation=0, fontsize="x-small")
+    ax.set_ylabel("")
+    ax.grid(False)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from mocoflow.plots.common import empty, pyplot, save, settings
+from mocoflow.plots.common import annotated_heatmap, empty, pyplot, save, settings
 
 
 def share_grid(data: pd.DataFrame, count: str, total: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -35,7 +34,7 @@ def plot_emergence(table: pd.DataFrame, out_paths: list[Path], params: dict[str,
     right: among items some pool model solves, the share the system loses (lost / single-solved). One row
     per run plus "all runs", one column per task domain; cells give the counts."""
     opts = settings(params or {}, "emergence")
-    plt, sns = pyplot(opts)
+    plt, _ = pyplot(opts)
     parts = []
     if len(table):
         parts = [
@@ -60,23 +59,8 @@ def plot_emergence(table: pd.DataFrame, out_paths: list[Path], params: dict[str,
     )
     for ax, (count, total, title, cmap) in zip(axes, panels, strict=True):
         share, labels = share_grid(data, count, total)
-        sns.heatmap(
-            share,
-            annot=labels.to_numpy(),
-            fmt="",
-            cmap=cmap,
-            vmin=0,
-            vmax=1,
-            linewidths=0.5,
-            linecolor="white",
-            annot_kws={"fontsize": "x-small"},
-            cbar_kws={"label": "share of items", "shrink": 0.5},
-            ax=ax,
-        )
+        annotated_heatmap(ax, share, labels, cmap=cmap, vmin=0, vmax=1, cbar_label="share of items")
         ax.set_title(title, fontsize="small")
         ax.set_xlabel("task domain")
-        ax.set_ylabel("")
-        ax.set_yticks(np.arange(share.shape[0]) + 0.5, share.index, rotation=0, fontsize="x-small")
-        ax.grid(False)
     fig.tight_layout()
     save(fig, out_paths, int(opts["dpi"]))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mocoflow.analysis.pools import PREFIX as SCALING_PREFIX
-from mocoflow.plots.common import empty, pyplot, save, settings
+from mocoflow.plots.common import annotated_heatmap, empty, pyplot, save, settings
 
 LEVEL_ORDER = ("reference", "api", "text", "logit", "weight")
 
@@ -58,7 +58,7 @@ def plot_main(
     ``*`` where the paired bootstrap 95 % CI of the gain excludes 0. Generated scaling pools are left out
     unless ``plots.main.scaling_pools`` is true (see the scaling figure)."""
     opts = settings({"context": context, "dpi": dpi, **(params or {})}, "main")
-    plt, sns = pyplot(opts)
+    plt, _ = pyplot(opts)
     if not opts.get("scaling_pools", False) and len(table):
         table = table[~table["pool"].astype(str).str.startswith(SCALING_PREFIX)]
     if table.empty:
@@ -71,26 +71,11 @@ def plot_main(
     fig, ax = plt.subplots(
         figsize=(max(float(opts["width"]), 0.85 * gain.shape[1] + 3.0), 0.24 * gain.shape[0] + 2.0)
     )
-    sns.heatmap(
-        gain,
-        annot=labels.to_numpy(),
-        fmt="",
-        cmap="vlag_r",
-        vmin=-limit,
-        vmax=limit,
-        center=0,
-        linewidths=0.5,
-        linecolor="white",
-        annot_kws={"fontsize": "x-small"},
-        cbar_kws={"label": "gain over the best single model (points)", "shrink": 0.5},
-        ax=ax,
-    )
+    annotated_heatmap(ax, gain, labels, cmap="vlag_r", vmin=-limit, vmax=limit, center=0,
+                      cbar_label="gain over the best single model (points)")
     ax.set_xticks(np.arange(len(titles)) + 0.5, titles, rotation=0, fontsize="x-small")
-    ax.set_yticks(np.arange(gain.shape[0]) + 0.5, gain.index, rotation=0, fontsize="x-small")
     ax.set_xlabel("columns: task, pool, its best single model and that model's test accuracy;"
                   "  * : 95 % CI of the gain excludes 0")
-    ax.grid(False)
-    ax.set_ylabel("")
     ax.xaxis.tick_top()
     fig.tight_layout()
     save(fig, out_paths, int(opts["dpi"]))

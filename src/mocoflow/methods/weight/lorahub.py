@@ -144,11 +144,10 @@ class LoraHub(MergeMethod):
 
 def answer_batch(tokenizer: Any, items: list[Any]) -> dict[str, Any]:
     """Right-padded (prompt + reference answer + eos) ids with the loss on the answer tokens only."""
-    import torch
 
     from mocoflow.engines.loader import encode_prompts
     from mocoflow.methods.common import prompts_for
-    from mocoflow.training.lora import answer_text
+    from mocoflow.training.lora import answer_text, right_padded_batch
 
     pairs = []
     for item, head in zip(items, encode_prompts(tokenizer, prompts_for(items)), strict=True):
@@ -159,14 +158,7 @@ def answer_batch(tokenizer: Any, items: list[Any]) -> dict[str, Any]:
     if not pairs:
         raise MethodError("lorahub: no dev item has a reference answer to compute the loss on")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    width = max(len(ids) for ids, _ in pairs)
-    input_ids = torch.full((len(pairs), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(input_ids)
-    labels = torch.full_like(input_ids, -100)
-    for row, (ids, start) in enumerate(pairs):
-        input_ids[row, :len(ids)] = torch.tensor(ids)
-        mask[row, :len(ids)] = 1
-        labels[row, start:len(ids)] = torch.tensor(ids[start:])
+    input_ids, mask, labels = right_padded_batch(pairs, pad)
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
