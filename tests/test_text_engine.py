@@ -80,11 +80,12 @@ def train_answer_only(model_dir: Path, prompts: list[str], answer: str, steps: i
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mocoflow.methods.text._shared import _batch, _encode
+    from mocoflow.methods.text._shared import _encode
+    from mocoflow.training.lora import right_padded_batch
 
     tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True, dtype=torch.float32)
-    ids, mask, labels = _batch([_encode(tok, p, answer) for p in prompts], tok.pad_token_id)
+    ids, mask, labels = right_padded_batch([_encode(tok, p, answer) for p in prompts], tok.pad_token_id)
     torch.manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(steps):
