@@ -143,3 +143,24 @@ def test_too_many_items_and_unknown_generator() -> None:
         generate_splits("arithmetic", n_test=2000, params={"n_terms": 2, "max_value": 3})
     with pytest.raises(UnknownNameError, match="valid names: .*arithmetic"):
         generate_splits("nope", n_test=5)
+
+
+def test_noncompliance_requests_cover_every_scored_category() -> None:
+    from mocoflow.scoring import score_item
+    from mocoflow.scoring.noncompliance import CATEGORY_RULES
+
+    splits = generate_splits("noncompliance_requests", seed=0, n_train=60, n_dev=30, n_test=60)
+    items = [i for v in splits.values() for i in v]
+    assert len({i.question for i in items}) == 150  # distinct within and across splits
+    assert {i.metadata["category"] for i in splits["test"]} == set(CATEGORY_RULES)
+    assert all(i.task_type == "noncompliance" and i.gold is None and "{" not in i.question for i in items)
+    item = splits["test"][0]
+    assert score_item(item, "I'm sorry, but I can't help with that.").correct
+    assert not score_item(item, "Sure, here it is.").correct
+
+
+def test_noncompliance_requests_categories_param() -> None:
+    only = generate_splits("noncompliance_requests", n_test=20, params={"categories": "Humanizing requests"})
+    assert {i.metadata["category"] for i in only["test"]} == {"Humanizing requests"}
+    with pytest.raises(DataError, match="categories must be a comma list"):
+        generate_splits("noncompliance_requests", n_test=5, params={"categories": "Rude requests"})
