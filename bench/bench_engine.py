@@ -1,6 +1,6 @@
 """Generation throughput of the engine vs MoCo's per-call pattern, on the same prompts in one run.
 
-    .venv/bin/python bench/bench_engine.py [--model results/models/smollm2-135m-instruct/weights]
+    .venv/bin/python bench/bench_engine.py [--model results/models/smollm2/weights]
 
 Prints tokens/s of ``TransformersEngine.generate`` at batch sizes 1, 8 and 32 (model loaded once,
 cache disabled), of a plain loop that calls ``from_pretrained`` + ``generate`` per prompt (MoCo's
@@ -62,7 +62,7 @@ def per_call_throughput(path: Path, prompts: list[str], max_new_tokens: int) -> 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, default=Path("results/models/smollm2-135m-instruct/weights"))
+    p.add_argument("--model", type=Path, default=Path("results/models/smollm2/weights"))
     p.add_argument("--prompts", type=int, default=32)
     p.add_argument("--baseline-prompts", type=int, default=4, help="per-call loop is slow: fewer prompts")
     p.add_argument("--max-new-tokens", type=int, default=32)

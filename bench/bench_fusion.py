@@ -4,7 +4,7 @@ whether the greedy tokens agree, and the speed-up at ``--new-tokens`` (128 by de
 both loops do exactly that many steps). Run on demand, not in tests:
 
     .venv/bin/python bench/bench_fusion.py                          # two tiny Llamas built in a temp dir
-    .venv/bin/python bench/bench_fusion.py --models results/models/smollm2/weights results/models/spec/weights
+    .venv/bin/python bench/bench_fusion.py --models results/models/smollm2/weights results/models/smol-sci/weights
 """
 
 from __future__ import annotations

@@ -75,6 +75,16 @@ def task_decoding(task):
     return {**DECODING, **config["tasks"][task].get("decoding", {})}
 
 
+def seeds_param(task, stochastic=False):
+    """{"seeds": [...]} when a job repeats over the study's seeds (see mocoflow.config.job_seeds), else {}:
+    single-seed jobs keep the params they had before seeds existed, so adding seeds reruns only what samples.
+    """
+    seeds = study.job_seeds(
+        task_decoding(task), config.get("seeds"), stochastic=stochastic
+    )
+    return {"seeds": seeds} if len(seeds) > 1 else {}
+
+
 def model_gpus(model):
     spec = config["models"][model]
     return int(spec.get("gpus", 1))

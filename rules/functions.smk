@@ -71,6 +71,7 @@ def run_params(wc):
             "device": DEVICE,
             "gpus": run_gpus(wc),
             "model_specs": {m: config["models"][m] for m in pool_members(wc.pool)},
+            **seeds_param(wc.task, method_of(wc.run).stochastic),
         }
     )
 

@@ -26,6 +26,7 @@ rule generate:
                 "cache_dir": CACHE,
                 "device": DEVICE,
                 "gpus": model_gpus(wc.model),
+                **seeds_param(wc.task),
             }
         ),
     shell:

@@ -78,6 +78,11 @@ def test_smoke_study_produces_tables_and_figures(smoke_run: tuple[Path, Path]):
     scores = pd.read_parquet(workdir / "results" / "scores" / "runs" / "cascade" / "trio" / "arith.parquet")
     for col in ("correct", "status", "prompt_tokens", "generated_tokens", "new_generated_tokens", "job_model_loads"):
         assert col in scores.columns
+    # seeds: the stochastic random router ran per seed and its score is averaged per item; greedy runs once
+    routed = pd.read_parquet(workdir / "results" / "scores" / "runs" / "random_router" / "trio" / "arith.parquet")
+    assert sorted(routed["seed"].unique()) == cfg["seeds"] and len(routed) == 5 * len(cfg["seeds"])
+    n_seeds = main.set_index("run")["n_seeds"]
+    assert (n_seeds["random_router"] == len(cfg["seeds"])).all() and (n_seeds["majority_vote"] == 1).all()
     # generation jobs wrote their cost accounting next to their outputs
     usage = workdir / "results" / "generations" / "tiny-a" / "arith" / "test.usage.json"
     assert '"model_loads": 1' in usage.read_text()

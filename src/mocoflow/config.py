@@ -76,6 +76,18 @@ def decoding(config: dict[str, Any]) -> dict[str, Any]:
     return {**DEFAULT_DECODING, **config.get("decoding", {})}
 
 
+def job_seeds(decoding: dict[str, Any], seeds: list[int] | None, *, stochastic: bool = False) -> list[int]:
+    """The decoding seeds one job runs: the study's ``seeds`` when its outputs depend on the seed (decoding
+    samples, ``temperature > 0``, or the method is ``stochastic``), else only ``decoding["seed"]``: greedy,
+    deterministic outputs are the same for every seed, so repeating them would only cost time."""
+    samples = float(decoding.get("temperature", 0.0)) > 0 or stochastic
+    if seeds and samples:
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"seeds: a seed is listed twice: {seeds}")
+        return [int(s) for s in seeds]
+    return [int(decoding.get("seed", 0))]
+
+
 def pool_models(config: dict[str, Any]) -> set[str]:
     return {m for members in config["pools"].values() for m in members}
 

@@ -82,6 +82,9 @@ class Method(ABC):
     level: ClassVar[str]  # "api" | "text" | "logit" | "weight" | "baseline"
     needs: ClassVar[frozenset[Need]] = frozenset()
     Params: ClassVar[type] = NoParams
+    # True when the method draws random numbers from ``ctx.seed`` (sampling, seeded choices, training), so
+    # a study's ``seeds:`` repeat it even under greedy decoding; deterministic methods run once per job.
+    stochastic: ClassVar[bool] = False
 
     def __init__(self, params: dict[str, Any] | None = None) -> None:
         self.params = build_params(self.Params, params or {}, self.name)

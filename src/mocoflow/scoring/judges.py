@@ -330,6 +330,14 @@ def judge_items(spec: JudgeSpec, items: Sequence[Any], outputs: dict[str, str], 
 def run_judge(spec: JudgeSpec, items: Sequence[Any], outputs: dict[str, str], *, backend: Any = None
               ) -> tuple[list[Judgment], dict[str, Any]]:
     """Resolve the weights (skipping visibly without them), load the judge once and judge every item."""
+    by_seed, usage = run_judge_by_seed(spec, items, {0: outputs}, backend=backend)
+    return by_seed[0], usage
+
+
+def run_judge_by_seed(spec: JudgeSpec, items: Sequence[Any], outputs: dict[int, dict[str, str]], *,
+                      backend: Any = None) -> tuple[dict[int, list[Judgment]], dict[str, Any]]:
+    """:func:`run_judge` over the outputs of several decoding seeds (seed -> id -> output), loading the
+    judge once."""
     usage: dict[str, Any] = {"job": "judge", "judge": spec.name, "kind": spec.kind, "model": spec.model,
                              "items": len(items), "model_loads": 0, "load_seconds": 0.0, "generate_seconds": 0.0}
     if backend is None:
@@ -337,18 +345,19 @@ def run_judge(spec: JudgeSpec, items: Sequence[Any], outputs: dict[str, str], *,
         if path is None:
             log.warning("judge %s: skipped: %s", spec.name, reason)
             usage["skipped"] = reason
-            return skipped(spec, [it.id for it in items], reason), usage
+            return {seed: skipped(spec, [it.id for it in items], reason) for seed in outputs}, usage
         t0 = time.perf_counter()
         backend = load_backend(spec, path)
         usage.update(model_loads=1, load_seconds=round(time.perf_counter() - t0, 3), weights=str(path))
     t0 = time.perf_counter()
-    judgments = judge_items(spec, items, outputs, backend)
+    judgments = {seed: judge_items(spec, items, out, backend) for seed, out in outputs.items()}
     usage["generate_seconds"] = round(time.perf_counter() - t0, 3)
     return judgments, usage
 
 
 def apply_judgments(df: Any, judgments: dict[str, list[dict[str, Any]]]) -> Any:
-    """Fold judgments (judge name -> rows) into a score table (pandas, one row per item ``id``).
+    """Fold judgments (judge name -> rows) into a score table (pandas, one row per item ``id`` and decoding
+    ``seed``; rows and judgments without a seed are seed 0).
 
     Adds ``judge_<name>_score`` / ``_correct`` / ``_status`` columns. A reward-model judge whose status is
     "ok" also becomes the item's score where the rule-based scorer skipped it (task type reward_model):
@@ -356,13 +365,15 @@ def apply_judgments(df: Any, judgments: dict[str, list[dict[str, Any]]]) -> Any:
     df = df.copy()
     if "scored_by" not in df.columns:
         df["scored_by"] = "rule"
+    seeds = df["seed"].astype(int).tolist() if "seed" in df.columns else [0] * len(df)
+    keys = list(zip(df["id"], seeds, strict=True))
     for name, rows in judgments.items():
-        by_id = {r["id"]: r for r in rows}
-        df[f"judge_{name}_score"] = [float(by_id[i]["score"]) if i in by_id else math.nan for i in df["id"]]
-        df[f"judge_{name}_correct"] = [bool(by_id[i]["correct"]) if i in by_id else False for i in df["id"]]
-        df[f"judge_{name}_status"] = [by_id[i]["status"] if i in by_id else "missing" for i in df["id"]]
-        for idx, row in df.iterrows():
-            r = by_id.get(row["id"])
+        by_id = {(r["id"], int(r.get("seed", 0))): r for r in rows}
+        df[f"judge_{name}_score"] = [float(by_id[k]["score"]) if k in by_id else math.nan for k in keys]
+        df[f"judge_{name}_correct"] = [bool(by_id[k]["correct"]) if k in by_id else False for k in keys]
+        df[f"judge_{name}_status"] = [by_id[k]["status"] if k in by_id else "missing" for k in keys]
+        for (idx, row), key in zip(df.iterrows(), keys, strict=True):
+            r = by_id.get(key)
             if (r and r["kind"] == "reward_model" and r["status"] == "ok" and row.get("status") == "skipped"
                     and row.get("task_type") == "reward_model"):
                 df.at[idx, "score"] = float(r["score"])
@@ -387,14 +398,16 @@ def main(argv: list[str] | None = None) -> None:
     d = dict(args.judge)
     spec = JudgeSpec.from_config(d.pop("name"), d)
     items = read_items(args.items)
-    outputs = {r["id"]: r.get("output", "") for r in read_jsonl(args.predictions)}
+    outputs: dict[int, dict[str, str]] = {}
+    for r in read_jsonl(args.predictions):
+        outputs.setdefault(int(r.get("seed", 0)), {})[r["id"]] = r.get("output", "")
     from mocoflow.gpu import claim_devices
 
     with claim_devices(spec.gpus):
-        judgments, usage = run_judge(spec, items, outputs)
-    write_jsonl(args.out, [j.to_dict() for j in judgments])
+        by_seed, usage = run_judge_by_seed(spec, items, outputs or {0: {}})
+    write_jsonl(args.out, [{**j.to_dict(), "seed": seed} for seed, js in sorted(by_seed.items()) for j in js])
     counts: dict[str, int] = {}
-    for j in judgments:
+    for j in (j for js in by_seed.values() for j in js):
         counts[j.status] = counts.get(j.status, 0) + 1
     write_json(args.usage, {**usage, "status_counts": counts})
     log.info("judge %s on %s: %s", spec.name, args.predictions, json.dumps(counts))

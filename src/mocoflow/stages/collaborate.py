@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,27 @@ from mocoflow.stages.common import json_arg, parser, read_items, setup_logging
 log = logging.getLogger("mocoflow.collaborate")
 
 
-def load_generations(paths: dict[str, str]) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
-    """``{"model/split": path}`` -> model -> split -> id -> record."""
-    out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+Generations = dict[str, dict[str, dict[str, dict[str, Any]]]]  # model -> split -> id -> record
+
+
+def load_generations(paths: dict[str, str]) -> dict[int, Generations]:
+    """``{"model/split": path}`` -> decoding seed -> model -> split -> id -> record."""
+    out: dict[int, Generations] = {}
     for key, path in paths.items():
         model, split = key.rsplit("/", 1)
-        out.setdefault(model, {})[split] = {r["id"]: r for r in read_jsonl(path)}
+        for r in read_jsonl(path):
+            out.setdefault(int(r.get("seed", 0)), {}).setdefault(model, {}).setdefault(split, {})[r["id"]] = r
     return out
+
+
+def generations_for_seed(by_seed: dict[int, Generations], seed: int) -> Generations:
+    """The shared generations a run with decoding seed ``seed`` reads: that seed's records, or the only
+    seed's when the shared generations were greedy (one seed serves every seed of a stochastic method)."""
+    if seed in by_seed:
+        return by_seed[seed]
+    if len(by_seed) <= 1:
+        return next(iter(by_seed.values()), {})
+    raise ValueError(f"shared generations have seeds {sorted(by_seed)}, not the run's seed {seed}")
 
 
 def collaborate(params: dict[str, Any], cards: list[Path], items: dict[str, Path], gens: dict[str, str],
@@ -38,28 +53,35 @@ def collaborate(params: dict[str, Any], cards: list[Path], items: dict[str, Path
     device = params.get("device", "auto")
     provider = EngineProvider(lambda ref: make_engine(ref.name, {**ref.spec, "path": ref.path},
                                                       cache_dir=cache_dir, device=device))
-    ctx = RunContext(
-        run=params["run"], pool_name=params["pool"], pool=pool, task=params["task"],
-        items={split: read_items(path) for split, path in items.items()},
-        generations=load_generations(gens), decoding=DecodingConfig.from_dict(params["decoding"]),
-        engines=provider, workdir=out.parent, seed=int(params["decoding"].get("seed", 0)),
-        merged_model=ModelRef.from_card(merged_card) if merged_card else None,
-    )
+    decoding = DecodingConfig.from_dict(params["decoding"])
+    seeds = [int(s) for s in params.get("seeds") or [decoding.seed]]
+    split_items = {split: read_items(path) for split, path in items.items()}
+    test_ids = [i.id for i in split_items["test"]]
+    by_seed = load_generations(gens)
+    rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    preds = method.run(ctx)
+    for seed in seeds:  # engines are shared across seeds: each model still loads once per job
+        ctx = RunContext(
+            run=params["run"], pool_name=params["pool"], pool=pool, task=params["task"], items=split_items,
+            generations=generations_for_seed(by_seed, seed), decoding=replace(decoding, seed=seed),
+            engines=provider, workdir=out.parent if len(seeds) == 1 else out.parent / f"seed{seed}", seed=seed,
+            merged_model=ModelRef.from_card(merged_card) if merged_card else None,
+        )
+        preds = method.run(ctx)
+        if [p["id"] for p in preds] != test_ids:
+            raise RuntimeError(f"{params['method']} returned predictions for different items than the test split")
+        rows += [{**p, "run": params["run"], "pool": params["pool"], "seed": seed} for p in preds]
     seconds = time.perf_counter() - t0
-    test_ids = [i.id for i in ctx.items["test"]]
-    if [p["id"] for p in preds] != test_ids:
-        raise RuntimeError(f"{params['method']} returned predictions for different items than the test split")
-    write_jsonl(out, [{**p, "run": params["run"], "pool": params["pool"]} for p in preds])
+    write_jsonl(out, rows)
     usage = Usage()
     for engine in provider.loaded().values():
         usage.add(engine.usage)
     write_json(usage_path, {"job": "collaborate", "run": params["run"], "method": params["method"],
-                            "pool": params["pool"], "task": params["task"], "wall_seconds": round(seconds, 3),
+                            "pool": params["pool"], "task": params["task"], "seeds": seeds,
+                            "wall_seconds": round(seconds, 3),
                             **usage.to_dict()})
-    log.info("%s on %s/%s: %d predictions in %.1fs (%d model loads)", params["run"], params["pool"],
-             params["task"], len(preds), seconds, usage.model_loads)
+    log.info("%s on %s/%s: %d predictions (%d seeds) in %.1fs (%d model loads)", params["run"], params["pool"],
+             params["task"], len(rows), len(seeds), seconds, usage.model_loads)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,16 @@ def generate(card: Path, items_path: Path, out: Path, usage_path: Path, params: 
     engine = make_engine(ref.name, {**ref.spec, "path": ref.path}, cache_dir=Path(params["cache_dir"]),
                          device=params.get("device", "auto"))
     prompts = [build_prompt(item, params.get("prompt_style", "default")) for item in items]
-    gens = engine.generate(prompts, decoding, progress=f"{ref.name} on {items_path.parent.name}/{items_path.stem}")
-    rows = [{"id": item.id, "model": ref.name, "prompt": prompt, "output": g.text, **_costs(g.to_dict()),
-             "seed": decoding.seed} for item, prompt, g in zip(items, prompts, gens, strict=True)]
+    seeds = [int(s) for s in params.get("seeds") or [decoding.seed]]
+    rows = []
+    for seed in seeds:  # one record per item and seed (several seeds only when decoding samples)
+        label = f"{ref.name} on {items_path.parent.name}/{items_path.stem}"
+        gens = engine.generate(prompts, replace(decoding, seed=seed),
+                               progress=label if len(seeds) == 1 else f"{label} seed {seed}")
+        rows += [{"id": item.id, "model": ref.name, "prompt": prompt, "output": g.text, **_costs(g.to_dict()),
+                  "seed": seed} for item, prompt, g in zip(items, prompts, gens, strict=True)]
     write_jsonl(out, rows)
-    write_json(usage_path, {"job": "generate", "model": ref.name, "items": len(items),
+    write_json(usage_path, {"job": "generate", "model": ref.name, "items": len(items), "seeds": seeds,
                             **engine.usage.to_dict()})
     log.info("%s: %d items, %d generated tokens, %d cache hits", ref.name, len(items),
              engine.usage.generated_tokens, engine.usage.cache_hits)

@@ -30,6 +30,7 @@ def draw(seed: int, item_id: str, n: int) -> int:
 class RandomRouter(Method):
     name = "random_router"
     level = "api"
+    stochastic = True
     needs = frozenset({Need.TEST_GENERATIONS})
     Params = RandomRouterParams
 

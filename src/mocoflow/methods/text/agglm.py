@@ -91,6 +91,7 @@ def rejection_set(items: list[Any], cands: list[list[str]], prompts: list[str], 
 class AggLM(Method):
     name = "agglm"
     level = "text"
+    stochastic = True
     needs = frozenset({Need.TEST_GENERATIONS, Need.DEV_GENERATIONS, Need.MODELS})
     Params = AggLMParams
 

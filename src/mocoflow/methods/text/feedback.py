@@ -62,6 +62,7 @@ def choose_reviewers(n: int, author: int, k: int, seed: int, item_id: str, rnd: 
 class Feedback(Method):
     name = "feedback"
     level = "text"
+    stochastic = True
     needs = frozenset({Need.TEST_GENERATIONS, Need.DEV_GENERATIONS, Need.MODELS})
     Params = FeedbackParams
 

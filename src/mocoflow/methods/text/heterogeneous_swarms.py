@@ -133,6 +133,7 @@ def optimise(runner: GraphRunner, n: int, p: SwarmParams, seed: int) -> tuple[Gr
 class HeterogeneousSwarms(Method):
     name = "heterogeneous_swarms"
     level = "text"
+    stochastic = True
     needs = frozenset({Need.TEST_GENERATIONS, Need.DEV_GENERATIONS, Need.MODELS})
     Params = SwarmParams
 

@@ -97,6 +97,7 @@ def finetuning_sets(items: list[Any], agents: list[Any], history: list[list[list
 class MultiagentFinetuning(Method):
     name = "multiagent_finetuning"
     level = "text"
+    stochastic = True
     needs = frozenset({Need.TEST_GENERATIONS, Need.DEV_GENERATIONS, Need.MODELS})
     Params = MultiagentFinetuningParams
 

@@ -51,6 +51,7 @@ def self_consistency(keys: list[str | None]) -> tuple[str | None, float]:
 class SLMMux(Method):
     name = "slm_mux"
     level = "text"
+    stochastic = True
     needs = frozenset({Need.TEST_GENERATIONS, Need.DEV_GENERATIONS, Need.MODELS})
     Params = SLMMuxParams
 

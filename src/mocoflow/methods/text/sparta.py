@@ -75,6 +75,7 @@ def pick_duel(rng: random.Random, ratings: list[float]) -> tuple[int, int]:
 class Sparta(Method):
     name = "sparta"
     level = "text"
+    stochastic = True
     needs = frozenset({Need.TEST_GENERATIONS, Need.DEV_GENERATIONS, Need.MODELS})
     Params = SpartaParams
 
