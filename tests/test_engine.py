@@ -134,6 +134,32 @@ def test_sampling_is_seeded_per_prompt_and_leaves_global_rng_alone(gpt2: Transfo
     assert [g.text for g in greedy] != [g.text for g in a]
 
 
+def test_sampling_with_a_tiny_top_p_is_greedy(gpt2: TransformersEngine):
+    greedy = gpt2.generate(PROMPTS[:4], DecodingConfig(max_new_tokens=8, batch_size=4))
+    nucleus = gpt2.generate(PROMPTS[:4], DecodingConfig(max_new_tokens=8, temperature=1.0, top_p=1e-6,
+                                                        batch_size=4))
+    assert [g.text for g in nucleus] == [g.text for g in greedy]
+
+
+def test_row_sampler_draws_each_row_from_its_own_distribution():
+    from mocoflow.engines.transformers_engine import RowSampler
+
+    n = 4000
+    scores = torch.log(torch.tensor([[0.7, 0.2, 0.1, 0.0]])).repeat(n, 1)
+    out = RowSampler(list(range(n)), temperature=1.0)(torch.zeros(n, 1, dtype=torch.long), scores)
+    assert bool((torch.isfinite(out).sum(-1) == 1).all())  # exactly one token left per row
+    freq = torch.bincount(out.argmax(-1), minlength=4).float() / n
+    assert torch.allclose(freq, torch.tensor([0.7, 0.2, 0.1, 0.0]), atol=0.03)
+    again = RowSampler(list(range(n)), temperature=1.0)(torch.zeros(n, 1, dtype=torch.long), scores)
+    assert torch.equal(out, again)  # seeded per row
+    cold = RowSampler(list(range(n)), temperature=0.05)(torch.zeros(n, 1, dtype=torch.long), scores)
+    assert float((cold.argmax(-1) == 0).float().mean()) > 0.99  # low temperature: nearly always the mode
+    top = RowSampler(list(range(n)), temperature=1.0, top_p=0.75)(torch.zeros(n, 1, dtype=torch.long), scores)
+    assert set(top.argmax(-1).tolist()) == {0, 1}  # the smallest set reaching 0.75 is {0.7, 0.2}
+    with pytest.raises(ValueError, match="temperature > 0"):
+        RowSampler([0], temperature=0.0)
+
+
 def _manual_score(engine: TransformersEngine, prompt: str, continuation: str) -> float:
     head = engine.encode([prompt])[0]
     tail = engine.tokenizer(continuation, add_special_tokens=False)["input_ids"]

@@ -6,9 +6,10 @@ Generation
   - Each prompt is first looked up in the response cache; the rest are sorted by length (longest first)
     and generated in batches of ``decoding.batch_size`` with left padding and attention masks; results
     come back in the caller's order. Identical prompts in one call are generated once.
-  - Greedy decoding batches freely (outputs do not depend on batch composition). Sampling runs one prompt
-    per ``generate`` call, seeded with ``sha256(seed, prompt)`` inside a forked RNG, so a sampled answer
-    is reproducible whatever else is in the batch or the cache, and global RNG state is untouched.
+  - Greedy decoding batches freely (outputs do not depend on batch composition). Sampling batches too:
+    every row draws from its own ``torch.Generator`` seeded with ``sha256(seed, prompt)`` (``RowSampler``,
+    a logits processor that samples and leaves one finite score for the greedy step to pick), so a sampled
+    answer is reproducible whatever else is in the batch or the cache, and global RNG state is untouched.
   - ``sum_logprob`` is the model's own log-probability (temperature 1, before top-p) of the tokens it
     produced, eos included; ``generated_tokens`` counts them (eos included, padding excluded); the text
     stops before eos and skips special tokens.
@@ -24,7 +25,6 @@ k-th generated batch has been cached, to simulate a killed job.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import logging
@@ -56,6 +56,31 @@ def sample_seed(seed: int, prompt: str) -> int:
     """The per-prompt sampling seed: stable across runs, batch sizes and cache states."""
     digest = hashlib.sha256(f"{seed}\0{prompt}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % (2**63 - 1)
+
+
+class RowSampler:
+    """A transformers logits processor that samples each row's next token from its own seeded generator
+    (temperature, then top-p) and returns scores that are -inf except at the drawn token, so the greedy step
+    of ``generate`` takes it. Batched sampling then gives every prompt the same draws as generating it
+    alone (up to the float noise of padding, as for greedy decoding)."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float = 1.0) -> None:
+        if temperature <= 0:
+            raise ValueError(f"RowSampler needs temperature > 0, got {temperature}")
+        self.seeds, self.temperature, self.top_p = seeds, temperature, top_p
+        self.generators: list[torch.Generator] | None = None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.generators is None:
+            self.generators = [torch.Generator(device=scores.device).manual_seed(s) for s in self.seeds]
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        if self.top_p < 1.0:  # keep the smallest top set whose mass reaches top_p
+            top, order = probs.sort(dim=-1, descending=True)
+            top = top.masked_fill(top.cumsum(-1) - top > self.top_p, 0.0)
+            probs = torch.zeros_like(probs).scatter(-1, order, top)
+        drawn = torch.cat([torch.multinomial(probs[b], 1, generator=g) for b, g in enumerate(self.generators)])
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter(-1, drawn.view(-1, 1), 0.0)
 
 
 class TransformersEngine(Engine):
@@ -102,9 +127,9 @@ class TransformersEngine(Engine):
         gc.max_length = None
         gc.min_new_tokens = None
         gc.min_length = 0
-        gc.do_sample = decoding.do_sample
-        gc.temperature = decoding.temperature if decoding.do_sample else 1.0
-        gc.top_p = decoding.top_p if decoding.do_sample else 1.0
+        gc.do_sample = False  # sampling is done per row by RowSampler, then taken greedily
+        gc.temperature = 1.0
+        gc.top_p = 1.0
         gc.top_k = None
         gc.num_beams = 1
         gc.repetition_penalty = 1.0
@@ -139,15 +164,15 @@ class TransformersEngine(Engine):
         todo = list(pending)
         ids = dict(zip(todo, self.encode(todo), strict=True))
         todo.sort(key=lambda p: -len(ids[p]))
-        size = 1 if decoding.do_sample else max(1, decoding.batch_size)
+        size = max(1, decoding.batch_size)
         bar = tqdm(total=len(prompts), desc=progress, disable=progress is None, unit="prompt")
         bar.update(len(prompts) - sum(len(v) for v in pending.values()))
         try:
             for start in range(0, len(todo), size):
                 batch = todo[start:start + size]
                 gens = self._generate_batch([ids[p] for p in batch], decoding,
-                                            seed=sample_seed(decoding.seed, batch[0]) if decoding.do_sample
-                                            else None)
+                                            seeds=[sample_seed(decoding.seed, p) for p in batch]
+                                            if decoding.do_sample else None)
                 for prompt, gen in zip(batch, gens, strict=True):
                     if self.cache is not None:
                         self.cache.put(self.fingerprint, prompt, decoding, gen)
@@ -170,19 +195,16 @@ class TransformersEngine(Engine):
             os._exit(75)
 
     @torch.no_grad()
-    def _generate_batch(self, rows: list[list[int]], decoding: DecodingConfig, seed: int | None
+    def _generate_batch(self, rows: list[list[int]], decoding: DecodingConfig, seeds: list[int] | None
                         ) -> list[Generation]:
+        from transformers import LogitsProcessorList
+
         input_ids, mask = left_pad(rows, self.tokenizer.pad_token_id, self.device)
         width = input_ids.shape[1]
-        rng = contextlib.nullcontext()
-        if seed is not None:
-            devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
-            rng = torch.random.fork_rng(devices=devices)
-        with rng:
-            if seed is not None:
-                torch.manual_seed(seed)
-            out = self.model.generate(input_ids=input_ids, attention_mask=mask,
-                                      generation_config=self._generation_config(decoding))
+        processors = LogitsProcessorList(
+            [RowSampler(seeds, decoding.temperature, decoding.top_p)] if seeds is not None else [])
+        out = self.model.generate(input_ids=input_ids, attention_mask=mask, logits_processor=processors,
+                                  generation_config=self._generation_config(decoding))
         new = out.sequences[:, width:]
         if new.shape[1] == 0:
             return [Generation("", len(r), 0, 0.0) for r in rows]
