@@ -12,7 +12,6 @@ from pathlib import Path
 from mocoflow.methods.base import MergeContext, MergeMethod, register
 from mocoflow.methods.weight._common import base_and_others, check_weights
 from mocoflow.models import ModelRef
-from mocoflow.training.merging import dare, merge_checkpoints
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,8 @@ class Dare(MergeMethod):
     ties_merge = False
 
     def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
+        from mocoflow.training.merging import dare, merge_checkpoints
+
         p = self.params
         self.check_pool(pool)
         base, others = base_and_others(pool, p.base, self.name)

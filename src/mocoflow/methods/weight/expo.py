@@ -15,7 +15,6 @@ from pathlib import Path
 from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, register
 from mocoflow.methods.weight._common import DevEvaluator, ref_by_name
 from mocoflow.models import ModelRef
-from mocoflow.training.merging import expo, load_state, merge_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +39,8 @@ class Expo(MergeMethod):
     uses_dev = True
 
     def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
+        from mocoflow.training.merging import expo, load_state, merge_checkpoints
+
         p = self.params
         self.check_pool(pool)
         if len(pool) < 2:

@@ -11,7 +11,6 @@ from pathlib import Path
 from mocoflow.methods.base import MergeContext, MergeMethod, register
 from mocoflow.methods.weight._common import DevEvaluator
 from mocoflow.models import ModelRef
-from mocoflow.training.merging import combine_states, load_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +29,8 @@ class GreedySoup(MergeMethod):
     uses_dev = True
 
     def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
+        from mocoflow.training.merging import combine_states, load_state, save_state
+
         self.check_pool(pool)
         evaluator = DevEvaluator(self.merge_context(ctx), pool[0].path, self.params.max_dev_items)
         states = [load_state(Path(r.path)) for r in pool]

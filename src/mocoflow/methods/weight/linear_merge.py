@@ -12,7 +12,6 @@ from pathlib import Path
 
 from mocoflow.methods.base import MergeMethod, MethodError, register
 from mocoflow.models import ModelRef
-from mocoflow.training.merging import linear, merge_checkpoints, task_arithmetic
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,8 @@ class LinearMerge(MergeMethod):
     Params = LinearMergeParams
 
     def merge(self, pool: list[ModelRef], out_dir: Path) -> Path:
+        from mocoflow.training.merging import linear, merge_checkpoints, task_arithmetic
+
         p = self.params
         self.check_pool(pool)
         names = [ref.name for ref in pool]

@@ -24,7 +24,6 @@ from pathlib import Path
 from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, register
 from mocoflow.methods.weight._common import DevEvaluator
 from mocoflow.models import ModelRef
-from mocoflow.training.merging import combine_states, load_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +103,8 @@ class ModelSwarms(MergeMethod):
     uses_dev = True
 
     def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
+        from mocoflow.training.merging import combine_states, load_state, save_state
+
         p = self.params
         self.check_pool(pool)
         ctx = self.merge_context(ctx)

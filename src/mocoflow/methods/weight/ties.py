@@ -11,7 +11,6 @@ from pathlib import Path
 from mocoflow.methods.base import MergeContext, MergeMethod, register
 from mocoflow.methods.weight._common import base_and_others, check_weights
 from mocoflow.models import ModelRef
-from mocoflow.training.merging import merge_checkpoints, ties
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,8 @@ class Ties(MergeMethod):
     Params = TiesParams
 
     def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
+        from mocoflow.training.merging import merge_checkpoints, ties
+
         p = self.params
         self.check_pool(pool)
         base, others = base_and_others(pool, p.base, self.name)
