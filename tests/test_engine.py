@@ -183,6 +183,41 @@ def test_score_continuations_matches_manual_computation(arch: str, request: pyte
         engine.score_continuations(["a", "b"], ["c"])
 
 
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_continuations_differing_in_their_last_token_share_one_forward(arch: str, request: pytest.FixtureRequest):
+    engine: TransformersEngine = request.getfixturevalue(arch)
+    prompts = [PROMPTS[0]] * 4 + [PROMPTS[1]] * 2
+    conts = ["Answer: A", "Answer: B", "Yes", "No", "Answer: A", "the answer is 42"]
+    before = engine.usage.prompt_tokens
+    scores = engine.score_continuations(prompts, conts, batch_size=2)
+    for p, c, s in zip(prompts, conts, scores, strict=True):
+        assert s == pytest.approx(_manual_score(engine, p, c), abs=1e-3)
+    assert scores[0] != scores[1] and scores[2] != scores[3]
+    tails = [engine.tokenizer(c, add_special_tokens=False)["input_ids"] for c in conts]
+    if tails[0][:-1] == tails[1][:-1] and len(tails[2]) == len(tails[3]) == 1:  # forks on the last token
+        heads = engine.encode(PROMPTS[:2])
+        forwarded = {tuple(heads[0] + tails[0][:-1]), tuple(heads[0]), tuple(heads[1] + tails[4][:-1]),
+                     tuple(heads[1] + tails[5][:-1])}
+        assert engine.usage.prompt_tokens - before == sum(len(f) for f in forwarded)
+
+
+def test_model_loads_only_when_a_prompt_misses_the_cache(tiny_model_dir: Path, tmp_path: Path):
+    from mocoflow.engines.cache import ResponseCache
+
+    cache = ResponseCache(tmp_path / "cache")
+    first = TransformersEngine("m", tiny_model_dir, device="cpu", cache=cache)
+    assert first.usage.model_loads == 0 and first.usage.parameters["m"] > 0
+    dec = DecodingConfig(max_new_tokens=4, batch_size=2)
+    want = first.generate(PROMPTS[:3], dec)
+    assert first.usage.model_loads == 1
+    assert first.usage.parameters["m"] == sum(p.numel() for p in first.model.parameters())
+    again = TransformersEngine("m", tiny_model_dir, device="cpu", cache=cache)
+    assert [g.text for g in again.generate(PROMPTS[:3], dec)] == [g.text for g in want]
+    assert again.usage.model_loads == 0 and again.usage.cache_hits == 3
+    again.generate(PROMPTS[:4], dec)
+    assert again.usage.model_loads == 1
+
+
 def test_load_model_pads_left_and_falls_back_to_eos(tiny_model_dir: Path, tmp_path: Path):
     model, tok = load_model(tiny_model_dir, device="cpu")
     assert tok.padding_side == "left" and tok.pad_token == "<|pad|>" and not model.training

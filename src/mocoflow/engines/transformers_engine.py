@@ -26,6 +26,7 @@ k-th generated batch has been cached, to simulate a killed job.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import logging
 import os
@@ -46,6 +47,7 @@ from mocoflow.engines.loader import (
     position_ids_from_mask,
     resolve_device,
 )
+from mocoflow.models import parameter_count as stored_parameter_count
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +97,43 @@ class TransformersEngine(Engine):
         self.cache = cache
         self.usage = Usage()
         self.fingerprint = model_fingerprint(path)
-        t0 = time.perf_counter()
-        self.model, self.tokenizer = load_model(path, device=resolve_device(device), dtype=dtype,
-                                                local_files_only=local_files_only,
-                                                attn_implementation=attn_implementation)
-        self.usage.load_seconds += time.perf_counter() - t0
-        self.usage.model_loads += 1
-        self.device = str(next(self.model.parameters()).device)
-        self.usage.device = self.device
-        self.usage.parameters[name] = parameter_count(self.model)
-        self.eos_ids = self._eos_ids()
+        self._load_args = {"device": resolve_device(device), "dtype": dtype, "local_files_only": local_files_only,
+                           "attn_implementation": attn_implementation}
+        self._loaded: tuple[Any, Any] | None = None
+        self.usage.device = self._load_args["device"]
+        # stored tensor sizes until the model is loaded (then the exact count, tied weights once)
+        self.usage.parameters[name] = stored_parameter_count(Path(self.path))
         self._batches_done = 0
-        log.info("%s: loaded %s on %s in %.1fs (%d parameters)", name, Path(self.path).name, self.device,
-                 self.usage.load_seconds, self.usage.parameters[name])
+
+    def _load(self) -> tuple[Any, Any]:
+        """Load the model on first use: a job whose prompts are all in the response cache never loads it."""
+        if self._loaded is None:
+            t0 = time.perf_counter()
+            self._loaded = load_model(self.path, **self._load_args)
+            self.usage.load_seconds += time.perf_counter() - t0
+            self.usage.model_loads += 1
+            self.usage.device = str(next(self._loaded[0].parameters()).device)
+            self.usage.parameters[self.name] = parameter_count(self._loaded[0])
+            log.info("%s: loaded %s on %s in %.1fs (%d parameters)", self.name, Path(self.path).name,
+                     self.usage.device, self.usage.load_seconds, self.usage.parameters[self.name])
+        return self._loaded
+
+    @property
+    def model(self) -> Any:
+        return self._load()[0]
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._load()[1]
+
+    @property
+    def device(self) -> str:
+        self._load()
+        return self.usage.device
+
+    @functools.cached_property
+    def eos_ids(self) -> list[int]:
+        return self._eos_ids()
 
     # -- generation -------------------------------------------------------------------------------
 
@@ -162,6 +188,8 @@ class TransformersEngine(Engine):
             else:
                 pending[prompt] = [i]
         todo = list(pending)
+        if not todo:  # everything came from the cache: the model is not needed (nor loaded)
+            return [r for r in results if r is not None]
         ids = dict(zip(todo, self.encode(todo), strict=True))
         todo.sort(key=lambda p: -len(ids[p]))
         size = max(1, decoding.batch_size)
@@ -234,7 +262,9 @@ class TransformersEngine(Engine):
 
         The prompt and the continuation are tokenised separately (the continuation without special
         tokens) and concatenated, so the scored tokens are exactly the continuation's own tokens. An empty
-        continuation scores 0.0."""
+        continuation scores 0.0. Rows whose token sequences differ only in their last token (one prompt
+        scored with "Yes" and "No", or "Answer: A" and "Answer: B") share one forward pass: the last token
+        is read from the distribution at the final position."""
         if len(prompts) != len(continuations):
             raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
         t0 = time.perf_counter()
@@ -243,22 +273,27 @@ class TransformersEngine(Engine):
         heads = [h if h or bos is None else [bos] for h in heads]
         tails = [list(self.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in continuations]
         scores = [0.0] * len(prompts)
-        order = sorted((i for i in range(len(prompts)) if tails[i]),
-                       key=lambda i: -(len(heads[i]) + len(tails[i])))
-        for start in range(0, len(order), max(1, batch_size)):
-            idx = order[start:start + batch_size]
-            ids, mask = left_pad([heads[i] + tails[i] for i in idx], self.tokenizer.pad_token_id, self.device)
+        # tokens to score per row: the whole tail, less its first token when there is no context for it
+        n_scored = [len(t) - (0 if h else 1) for h, t in zip(heads, tails, strict=True)]
+        groups: dict[tuple[int, ...], list[int]] = {}  # shared sequence (all but the last token) -> rows
+        for i in range(len(prompts)):
+            if n_scored[i] > 0:
+                groups.setdefault(tuple(heads[i] + tails[i][:-1]), []).append(i)
+        shared = sorted(groups, key=len, reverse=True)
+        for start in range(0, len(shared), max(1, batch_size)):
+            seqs = shared[start:start + batch_size]
+            ids, mask = left_pad([list(s) for s in seqs], self.tokenizer.pad_token_id, self.device)
             positions = position_ids_from_mask(mask)
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
-            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-            logp = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-            for b, i in enumerate(idx):
-                n = len(tails[i])
-                if not heads[i]:  # no context for the first token: it cannot be scored
-                    n -= 1
-                scores[i] = float(logp[b, logp.shape[1] - n:].sum()) if n > 0 else 0.0
-                self.usage.calls += 1
-                self.usage.prompt_tokens += len(heads[i]) + len(tails[i])
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
+            inner = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            last = torch.log_softmax(logits[:, -1], dim=-1)
+            for b, seq in enumerate(seqs):
+                for i in groups[seq]:
+                    k = n_scored[i] - 1  # scored tokens inside the shared sequence
+                    scores[i] = float(inner[b, inner.shape[1] - k:].sum()) if k > 0 else 0.0
+                    scores[i] += float(last[b, tails[i][-1]])
+                    self.usage.calls += 1
+                self.usage.prompt_tokens += len(seq)
         self.usage.generate_seconds += time.perf_counter() - t0
         return scores
 
