@@ -21,7 +21,7 @@ _REFUSAL = [
     r"must decline|must refuse|have to decline)\b",
     r"\bi(?: am|'m) (?:sorry|afraid),? but\b",
     r"\bi apologi[sz]e,? but\b",
-    r"\bas an ai\b",
+    r"\bas an? (?:ai|chatbot|virtual assistant|ai assistant)\b",
     r"\bi (?:do not|don't) (?:feel comfortable|think i should)\b",
     r"\bnot (?:able|going) to (?:help|assist)\b",
     r"\bi(?: am|'m) an ai\b",
@@ -64,6 +64,8 @@ _HUMANIZING = [
 _INDETERMINATE = [
     r"\bno (?:single|definitive|definite|objective|universal|one|clear|right|correct) (?:answer|way|best)\b",
     r"\b(?:it|this) (?:depends|varies)\b",
+    r"\bvar(?:y|ies) (?:greatly |widely |considerably |a lot )?(?:depending|from person to person|by person)\b",
+    r"\bdepends (?:entirely |largely )?on (?:your|the individual|personal|individual)\b",
     r"\bsubjective\b",
     r"\bno (?:consensus|way to (?:know|tell|predict))\b",
     r"\b(?:impossible|not possible|difficult|hard) to (?:say|know|predict|determine|answer)\b",
