@@ -71,3 +71,11 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}: line {lineno} is not valid JSON ({err.msg})") from err
     return rows
+
+
+def by_seed(rows: Iterable[dict[str, Any]]) -> dict[int, dict[str, dict[str, Any]]]:
+    """Prediction or generation records grouped as decoding seed -> item id -> record (no ``seed``: 0)."""
+    out: dict[int, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(int(r.get("seed", 0)), {})[r["id"]] = r
+    return out

@@ -384,7 +384,7 @@ def apply_judgments(df: Any, judgments: dict[str, list[dict[str, Any]]]) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from mocoflow.io import read_jsonl, write_json, write_jsonl
+    from mocoflow.io import by_seed, read_jsonl, write_json, write_jsonl
     from mocoflow.stages.common import json_arg, parser, read_items, setup_logging
 
     p = parser("Run one judge over one predictions file (results/judgments/...).")
@@ -398,16 +398,15 @@ def main(argv: list[str] | None = None) -> None:
     d = dict(args.judge)
     spec = JudgeSpec.from_config(d.pop("name"), d)
     items = read_items(args.items)
-    outputs: dict[int, dict[str, str]] = {}
-    for r in read_jsonl(args.predictions):
-        outputs.setdefault(int(r.get("seed", 0)), {})[r["id"]] = r.get("output", "")
+    outputs = {seed: {i: r.get("output", "") for i, r in recs.items()}
+               for seed, recs in by_seed(read_jsonl(args.predictions)).items()}
     from mocoflow.gpu import claim_devices
 
     with claim_devices(spec.gpus):
-        by_seed, usage = run_judge_by_seed(spec, items, outputs or {0: {}})
-    write_jsonl(args.out, [{**j.to_dict(), "seed": seed} for seed, js in sorted(by_seed.items()) for j in js])
+        judged, usage = run_judge_by_seed(spec, items, outputs or {0: {}})
+    write_jsonl(args.out, [{**j.to_dict(), "seed": seed} for seed, js in sorted(judged.items()) for j in js])
     counts: dict[str, int] = {}
-    for j in (j for js in by_seed.values() for j in js):
+    for j in (j for js in judged.values() for j in js):
         counts[j.status] = counts.get(j.status, 0) + 1
     write_json(args.usage, {**usage, "status_counts": counts})
     log.info("judge %s on %s: %s", spec.name, args.predictions, json.dumps(counts))

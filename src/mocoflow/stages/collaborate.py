@@ -10,11 +10,11 @@ from typing import Any
 
 from mocoflow.engines.base import DecodingConfig, Usage
 from mocoflow.engines.loader import make_engine
-from mocoflow.io import read_jsonl, write_json, write_jsonl
+from mocoflow.io import by_seed, read_jsonl, write_json, write_jsonl
 from mocoflow.methods import METHODS
 from mocoflow.methods.base import EngineProvider, RunContext
 from mocoflow.models import ModelRef
-from mocoflow.stages.common import json_arg, parser, read_items, setup_logging
+from mocoflow.stages.common import job_seeds, json_arg, parser, read_items, setup_logging
 
 log = logging.getLogger("mocoflow.collaborate")
 
@@ -27,19 +27,19 @@ def load_generations(paths: dict[str, str]) -> dict[int, Generations]:
     out: dict[int, Generations] = {}
     for key, path in paths.items():
         model, split = key.rsplit("/", 1)
-        for r in read_jsonl(path):
-            out.setdefault(int(r.get("seed", 0)), {}).setdefault(model, {}).setdefault(split, {})[r["id"]] = r
+        for seed, records in by_seed(read_jsonl(path)).items():
+            out.setdefault(seed, {}).setdefault(model, {})[split] = records
     return out
 
 
-def generations_for_seed(by_seed: dict[int, Generations], seed: int) -> Generations:
+def generations_for_seed(seeded: dict[int, Generations], seed: int) -> Generations:
     """The shared generations a run with decoding seed ``seed`` reads: that seed's records, or the only
     seed's when the shared generations were greedy (one seed serves every seed of a stochastic method)."""
-    if seed in by_seed:
-        return by_seed[seed]
-    if len(by_seed) <= 1:
-        return next(iter(by_seed.values()), {})
-    raise ValueError(f"shared generations have seeds {sorted(by_seed)}, not the run's seed {seed}")
+    if seed in seeded:
+        return seeded[seed]
+    if len(seeded) <= 1:
+        return next(iter(seeded.values()), {})
+    raise ValueError(f"shared generations have seeds {sorted(seeded)}, not the run's seed {seed}")
 
 
 def collaborate(params: dict[str, Any], cards: list[Path], items: dict[str, Path], gens: dict[str, str],
@@ -54,18 +54,19 @@ def collaborate(params: dict[str, Any], cards: list[Path], items: dict[str, Path
     provider = EngineProvider(lambda ref: make_engine(ref.name, {**ref.spec, "path": ref.path},
                                                       cache_dir=cache_dir, device=device))
     decoding = DecodingConfig.from_dict(params["decoding"])
-    seeds = [int(s) for s in params.get("seeds") or [decoding.seed]]
+    seeds = job_seeds(params, decoding.seed)
     split_items = {split: read_items(path) for split, path in items.items()}
     test_ids = [i.id for i in split_items["test"]]
-    by_seed = load_generations(gens)
+    generations = load_generations(gens)
+    merged = ModelRef.from_card(merged_card) if merged_card else None
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for seed in seeds:  # engines are shared across seeds: each model still loads once per job
         ctx = RunContext(
             run=params["run"], pool_name=params["pool"], pool=pool, task=params["task"], items=split_items,
-            generations=generations_for_seed(by_seed, seed), decoding=replace(decoding, seed=seed),
+            generations=generations_for_seed(generations, seed), decoding=replace(decoding, seed=seed),
             engines=provider, workdir=out.parent if len(seeds) == 1 else out.parent / f"seed{seed}", seed=seed,
-            merged_model=ModelRef.from_card(merged_card) if merged_card else None,
+            merged_model=merged,
         )
         preds = method.run(ctx)
         if [p["id"] for p in preds] != test_ids:

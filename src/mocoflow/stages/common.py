@@ -33,3 +33,8 @@ def read_items(path: str | Path) -> list[Any]:
     from mocoflow.io import read_jsonl
 
     return [Item.from_dict(row) for row in read_jsonl(path)]
+
+
+def job_seeds(params: dict[str, Any], default: int) -> list[int]:
+    """The decoding seeds a job runs (the rule passes ``seeds`` only when there are several)."""
+    return [int(s) for s in params.get("seeds") or [default]]

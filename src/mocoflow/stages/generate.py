@@ -12,7 +12,7 @@ from mocoflow.engines.base import DecodingConfig
 from mocoflow.engines.loader import make_engine
 from mocoflow.io import write_json, write_jsonl
 from mocoflow.models import ModelRef
-from mocoflow.stages.common import json_arg, parser, read_items, setup_logging
+from mocoflow.stages.common import job_seeds, json_arg, parser, read_items, setup_logging
 
 log = logging.getLogger("mocoflow.generate")
 
@@ -24,10 +24,10 @@ def generate(card: Path, items_path: Path, out: Path, usage_path: Path, params: 
     engine = make_engine(ref.name, {**ref.spec, "path": ref.path}, cache_dir=Path(params["cache_dir"]),
                          device=params.get("device", "auto"))
     prompts = [build_prompt(item, params.get("prompt_style", "default")) for item in items]
-    seeds = [int(s) for s in params.get("seeds") or [decoding.seed]]
+    seeds = job_seeds(params, decoding.seed)
+    label = f"{ref.name} on {items_path.parent.name}/{items_path.stem}"
     rows = []
     for seed in seeds:  # one record per item and seed (several seeds only when decoding samples)
-        label = f"{ref.name} on {items_path.parent.name}/{items_path.stem}"
         gens = engine.generate(prompts, replace(decoding, seed=seed),
                                progress=label if len(seeds) == 1 else f"{label} seed {seed}")
         rows += [{"id": item.id, "model": ref.name, "prompt": prompt, "output": g.text, **_costs(g.to_dict()),

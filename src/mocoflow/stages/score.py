@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from mocoflow.io import atomic_path, read_json, read_jsonl
+from mocoflow.io import atomic_path, by_seed, read_json, read_jsonl
 from mocoflow.stages.common import json_arg, parser, read_items, setup_logging
 
 log = logging.getLogger("mocoflow.score")
@@ -31,18 +31,16 @@ def score_predictions(items_path: Path, preds_path: Path, labels: dict[str, Any]
     from mocoflow.scoring import score_item
 
     items = read_items(items_path)
-    by_seed: dict[int, dict[str, dict[str, Any]]] = {}
-    for p in read_jsonl(preds_path):
-        by_seed.setdefault(int(p.get("seed", 0)), {})[p["id"]] = p
-    for seed, preds in sorted(by_seed.items()) or [(0, {})]:
+    seeded = by_seed(read_jsonl(preds_path))
+    for seed, preds in sorted(seeded.items()) or [(0, {})]:
         missing = [i.id for i in items if i.id not in preds]
         if missing:
             raise ValueError(f"{preds_path}: no prediction for {len(missing)} items (seed {seed}), "
                              f"e.g. {missing[:3]}")
     rows = []
-    pairs = [(seed, item) for seed in sorted(by_seed) for item in items]
+    pairs = [(seed, item) for seed in sorted(seeded) for item in items]
     for seed, item in tqdm(pairs, desc=f"scoring {preds_path.parent.name}", mininterval=5, disable=None):
-        p = by_seed[seed][item.id]
+        p = seeded[seed][item.id]
         r = score_item(item, p["output"])
         rows.append({**labels, "task": item.task, "id": item.id, "seed": seed, "task_type": item.task_type,
                      "domain": item.metadata.get("domain", ""), "correct": bool(r.correct), "score": float(r.score),
