@@ -187,18 +187,20 @@ def test_score_continuations_matches_manual_computation(arch: str, request: pyte
 def test_continuations_differing_in_their_last_token_share_one_forward(arch: str, request: pytest.FixtureRequest):
     engine: TransformersEngine = request.getfixturevalue(arch)
     prompts = [PROMPTS[0]] * 4 + [PROMPTS[1]] * 2
-    conts = ["Answer: A", "Answer: B", "Yes", "No", "Answer: A", "the answer is 42"]
+    conts = ["Answer: A", "Answer: B", " A", " B", "Answer: A", "the answer is 42"]
     before = engine.usage.prompt_tokens
     scores = engine.score_continuations(prompts, conts, batch_size=2)
     for p, c, s in zip(prompts, conts, scores, strict=True):
         assert s == pytest.approx(_manual_score(engine, p, c), abs=1e-3)
     assert scores[0] != scores[1] and scores[2] != scores[3]
     tails = [engine.tokenizer(c, add_special_tokens=False)["input_ids"] for c in conts]
-    if tails[0][:-1] == tails[1][:-1] and len(tails[2]) == len(tails[3]) == 1:  # forks on the last token
-        heads = engine.encode(PROMPTS[:2])
-        forwarded = {tuple(heads[0] + tails[0][:-1]), tuple(heads[0]), tuple(heads[1] + tails[4][:-1]),
-                     tuple(heads[1] + tails[5][:-1])}
-        assert engine.usage.prompt_tokens - before == sum(len(f) for f in forwarded)
+    assert tails[0][:-1] == tails[1][:-1] and len(tails[2]) == len(tails[3]) == 1  # forks on the last token
+    heads = engine.encode(PROMPTS[:2])
+    # 6 rows, 4 forward passes: "Answer: A/B" share one, " A"/" B" share the bare prompt
+    forwarded = {tuple(heads[0] + tails[0][:-1]), tuple(heads[0]), tuple(heads[1] + tails[4][:-1]),
+                 tuple(heads[1] + tails[5][:-1])}
+    assert len(forwarded) == 4
+    assert engine.usage.prompt_tokens - before == sum(len(f) for f in forwarded)
 
 
 def test_model_loads_only_when_a_prompt_misses_the_cache(tiny_model_dir: Path, tmp_path: Path):
