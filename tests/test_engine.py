@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -47,6 +48,51 @@ def test_batched_greedy_equals_batch_size_one(arch: str, request: pytest.Fixture
         assert a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-3)
     # the outputs depend on the prompt (otherwise this test could not catch a padding bug)
     assert len({g.text for g in one}) > 3
+
+
+def test_shared_prefix_length_leaves_every_row_a_token_of_its_own():
+    assert loader.shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
+    assert loader.shared_prefix_length([[1, 2, 3], [1, 2, 3, 4]]) == 2  # a row never becomes all prefix
+    assert loader.shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2
+    assert loader.shared_prefix_length([[5, 2], [1, 2]]) == 0
+    assert loader.shared_prefix_length([[1, 2, 3]]) == 0 and loader.shared_prefix_length([]) == 0
+
+
+INSTRUCTION = "Answer the question with the letter of the correct option, for example Answer: A. "
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_shared_prefix_is_run_once_and_changes_no_output(arch: str, temperature: float,
+                                                         request: pytest.FixtureRequest):
+    model_dir = request.getfixturevalue("tiny_model_dir" if arch == "gpt2" else "tiny_llama_dir")
+    prompts = [INSTRUCTION + p for p in PROMPTS]
+    decoding = DecodingConfig(max_new_tokens=8, batch_size=3, temperature=temperature, seed=3)
+    plain = TransformersEngine(arch, model_dir, device="cpu", prefix_sharing=False)
+    shared = TransformersEngine(arch, model_dir, device="cpu")
+    rows = shared.encode(prompts)
+    n = loader.shared_prefix_length(rows)
+    assert n >= 8  # the precondition: the prompts share enough tokens for the prefix path to be taken
+    widths: list[int] = []  # tokens per row of every forward pass of the sharing engine
+    forward = shared.model.forward
+
+    @functools.wraps(forward)  # generate reads forward's signature to decide on position ids
+    def counting_forward(*args, **kw):
+        widths.append(kw["input_ids"].shape[1])
+        return forward(*args, **kw)
+
+    request.getfixturevalue("monkeypatch").setattr(shared.model, "forward", counting_forward)
+    a, b = plain.generate(prompts, decoding), shared.generate(prompts, decoding)
+    # the prefix ran once, alone; no later pass re-read it
+    assert widths[0] == n and max(widths[1:]) == max(len(r) for r in rows) - n
+    assert [g.text for g in a] == [g.text for g in b]
+    assert [(g.prompt_tokens, g.generated_tokens) for g in a] == [(g.prompt_tokens, g.generated_tokens) for g in b]
+    for x, y in zip(a, b, strict=True):
+        assert x.sum_logprob == pytest.approx(y.sum_logprob, abs=1e-3)
+    assert len({g.text for g in a}) > 2  # outputs depend on the prompt, so a misplaced prefix would show
+    # model work: the prefix once, then each row's own tokens
+    assert plain.usage.prompt_tokens == sum(len(r) for r in rows)
+    assert shared.usage.prompt_tokens == n + sum(len(r) - n for r in rows)
 
 
 def test_results_come_back_in_prompt_order(gpt2: TransformersEngine):

@@ -159,6 +159,18 @@ def left_pad(rows: list[list[int]], pad_id: int, device: Any = "cpu") -> tuple[t
     return ids.to(device), mask.to(device)
 
 
+def shared_prefix_length(rows: list[list[int]]) -> int:
+    """Tokens every row starts with, leaving each row at least one token of its own (0 for < 2 rows)."""
+    if len(rows) < 2:
+        return 0
+    limit = min(len(r) for r in rows) - 1
+    n = 0
+    first = rows[0]
+    while n < limit and all(r[n] == first[n] for r in rows):
+        n += 1
+    return max(0, n)
+
+
 def position_ids_from_mask(mask: torch.Tensor) -> torch.Tensor:
     """Positions that start at 0 at each row's first real token (pads get 0)."""
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
