@@ -3,9 +3,10 @@
     .venv/bin/python bench/bench_engine.py [--model results/models/smollm2/weights]
 
 Prints tokens/s of ``TransformersEngine.generate`` at batch sizes 1, 8 and 32 (model loaded once,
-cache disabled), of a plain loop that calls ``from_pretrained`` + ``generate`` per prompt (MoCo's
-pattern), their ratio, and the fraction of the machine's compute-bound limit reached: the limit is the
-measured fp32 matmul GFLOP/s divided by 2 x parameters (FLOPs per generated token).
+cache disabled; and batch 8 without shared-prefix reuse), of a plain loop that calls ``from_pretrained``
++ ``generate`` per prompt (MoCo's pattern), their ratio, and the fraction of the machine's compute-bound
+limit reached: the limit is the measured fp32 matmul GFLOP/s divided by 2 x parameters (FLOPs per
+generated token).
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
-def engine_throughput(path: Path, batch_size: int, prompts: list[str], max_new_tokens: int) -> float:
+def engine_throughput(path: Path, batch_size: int, prompts: list[str], max_new_tokens: int, *,
+                      prefix_sharing: bool = True) -> float:
     from mocoflow.engines.base import DecodingConfig
     from mocoflow.engines.transformers_engine import TransformersEngine
 
-    engine = TransformersEngine("bench", str(path), device="cpu", cache=None)
+    engine = TransformersEngine("bench", str(path), device="cpu", cache=None, prefix_sharing=prefix_sharing)
     dec = DecodingConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
     t0 = time.perf_counter()
     gens = engine.generate(prompts, dec)
@@ -81,10 +83,11 @@ def main() -> None:
     prompts = PROMPTS[: args.prompts]
     base = per_call_throughput(args.model, prompts[: args.baseline_prompts], args.max_new_tokens)
     log.info("%-28s %8.1f tokens/s", "per-call from_pretrained", base)
-    for bs in (1, 8, 32):
-        tps = engine_throughput(args.model, bs, prompts, args.max_new_tokens)
+    for bs, sharing in ((1, True), (8, True), (32, True), (8, False)):
+        tps = engine_throughput(args.model, bs, prompts, args.max_new_tokens, prefix_sharing=sharing)
         log.info("%-28s %8.1f tokens/s  ratio vs per-call %5.1fx  %5.1f%% of compute-bound limit",
-                 f"engine batch {bs}", tps, tps / base, 100 * tps / limit)
+                 f"engine batch {bs}" + ("" if sharing else ", no prefix reuse"), tps, tps / base,
+                 100 * tps / limit)
 
 
 if __name__ == "__main__":
