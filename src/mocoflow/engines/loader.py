@@ -168,7 +168,7 @@ def shared_prefix_length(rows: list[list[int]]) -> int:
     first = rows[0]
     while n < limit and all(r[n] == first[n] for r in rows):
         n += 1
-    return max(0, n)
+    return n
 
 
 def position_ids_from_mask(mask: torch.Tensor) -> torch.Tensor:

@@ -233,29 +233,29 @@ class TransformersEngine(Engine):
             os._exit(75)
 
     @torch.no_grad()
-    def _prefix_cache(self, rows: list[list[int]]) -> tuple[int, Any] | None:
-        """``(n, kv_cache)`` of the first ``n`` tokens all rows share, or None when sharing does not pay."""
+    def _prefix_cache(self, rows: list[list[int]]) -> tuple[torch.Tensor, Any] | None:
+        """``(ids [1, n], kv_cache)`` of the tokens all rows start with, or None when sharing does not pay."""
         n = shared_prefix_length(rows) if self.prefix_sharing else 0
         if n < MIN_SHARED_PREFIX:
             return None
         head = torch.tensor([rows[0][:n]], dtype=torch.long, device=self.device)
         cache = self.model(input_ids=head, use_cache=True).past_key_values
         self.usage.prompt_tokens += n  # the prefix is run once; rows then count only their own tokens
-        return n, cache
+        return head, cache
 
     @torch.no_grad()
     def _generate_batch(self, rows: list[list[int]], decoding: DecodingConfig, seeds: list[int] | None,
-                        prefix: tuple[int, Any] | None = None) -> list[Generation]:
+                        prefix: tuple[torch.Tensor, Any] | None = None) -> list[Generation]:
         from transformers import LogitsProcessorList
 
         pad = self.tokenizer.pad_token_id
         kwargs: dict[str, Any] = {}
+        shared = 0 if prefix is None else prefix[0].shape[1]
         if prefix is None:
             input_ids, mask = left_pad(rows, pad, self.device)
         else:  # prefix, then padding, then each row's own tokens; the prefix KV cache is copied per batch
-            n, cache = prefix
-            own_ids, own_mask = left_pad([r[n:] for r in rows], pad, self.device)
-            head = torch.tensor(rows[0][:n], dtype=torch.long, device=self.device).expand(len(rows), n)
+            head, cache = prefix[0].expand(len(rows), shared), prefix[1]
+            own_ids, own_mask = left_pad([r[shared:] for r in rows], pad, self.device)
             input_ids = torch.cat([head, own_ids], dim=1)
             mask = torch.cat([torch.ones_like(head), own_mask], dim=1)
             past = copy.deepcopy(cache)
@@ -282,7 +282,7 @@ class TransformersEngine(Engine):
             gens.append(Generation(text=text, prompt_tokens=len(row), generated_tokens=n,
                                    sum_logprob=float(logp[b, :n].sum())))
             self.usage.calls += 1
-            self.usage.prompt_tokens += len(row) - (prefix[0] if prefix is not None else 0)
+            self.usage.prompt_tokens += len(row) - shared
             self.usage.generated_tokens += n
         return gens
 
