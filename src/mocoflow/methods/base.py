@@ -45,6 +45,15 @@ class RunContext:
     workdir: Path
     seed: int = 0
     merged_model: ModelRef | None = None
+    # what the run decided, written to decisions.json beside its predictions (see ``decide``)
+    decisions: dict[str, Any] = field(default_factory=dict)
+
+    def decide(self, **entries: Any) -> None:
+        """Record the run's decisions (JSON-serialisable): e.g. ``reliance={model: share}`` (the share of the
+        answer each pool model is responsible for: items routed to it, fusion or merge weights; a run whose
+        reliance has one non-zero entry is *degenerate*: it reduced to one model), ``weights``, ``graph``,
+        ``schedules``, ``defer_rate``. Later calls update earlier keys."""
+        self.decisions.update(entries)
 
     def gen(self, model: str, split: str, item_id: str) -> dict[str, Any]:
         try:
