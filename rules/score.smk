@@ -21,10 +21,11 @@ rule score_single:
             {"run": "single", "pool": wc.model, "model": wc.model}
         ),
         judgments=lambda wc: as_param(judgments_single(wc)),
+        sandbox=as_param(config.get("sandbox", {})),
     shell:
         "python -m mocoflow.stages.score --items {input.split_items} --predictions {input.preds}"
         " --usage {input.usage} --labels {params.labels:q} --judgments {params.judgments:q}"
-        " --out {output} 2> {log}"
+        " --sandbox {params.sandbox:q} --out {output} 2> {log}"
 
 
 rule score_run:
@@ -47,7 +48,8 @@ rule score_run:
     params:
         labels=lambda wc: as_param({"run": wc.run, "pool": wc.pool, "model": ""}),
         judgments=lambda wc: as_param(judgments_run(wc)),
+        sandbox=as_param(config.get("sandbox", {})),
     shell:
         "python -m mocoflow.stages.score --items {input.split_items} --predictions {input.preds}"
         " --usage {input.usage} --labels {params.labels:q} --judgments {params.judgments:q}"
-        " --out {output} 2> {log}"
+        " --sandbox {params.sandbox:q} --out {output} 2> {log}"

@@ -7,20 +7,28 @@ the code after "Complete the following code"): it is put before the solution, so
 imports from the prompt exist and a response that only continues the function body completes the prompt's
 function.
 
-The test program is ``solution + test + check(<entry_point>) + print(<fresh random token>)``; an item
-passes only if the run exits 0 **and** prints the token, so ``sys.exit(0)``/``os._exit(0)``/``exec``
-before the checks fail. The function under test is the entry point by name, never "the first def".
+Checking (``sandbox.run_check``): the solution runs in one sandbox that serves calls of the entry point; the
+item's test (``def check(candidate)``, HumanEval/MBPP style) runs with the prompt's code in a second sandbox,
+calling a proxy whose arguments and return values cross between the two as plain data (JSON of built-in types:
+see ``sandbox_harness.py`` for the supported types). The item passes only if ``check`` returns normally in the
+checker's sandbox, having reached a solution that loaded: nothing the solution does (``exit(0)``, trace hooks,
+patched builtins, a custom ``__eq__``, reading its own source) can reach the test or the verdict. The function
+under test is the entry point by name, never "the first def".
+
+Statuses: a timeout is ``timeout``; a test that needs what the boundary cannot carry (an argument of another
+type, a name the solution defines) or a checker without a verdict is ``error``; everything else is graded. With
+no working bubblewrap and no ``sandbox: {allow_unisolated: true}``, scoring raises ``SandboxUnavailable``
+(fail closed, the job stops with what to do).
 """
 
 from __future__ import annotations
 
 import ast
 import re
-import secrets
 
 from mocoflow.data.schema import Item
 from mocoflow.scoring.base import SCORERS, Scorer, ScoreResult, graded, unparseable
-from mocoflow.scoring.sandbox import run_sandboxed
+from mocoflow.scoring.sandbox import SandboxPolicy, run_check
 
 TIMEOUT_S = 10.0
 """Wall-clock seconds per test run (generous: HumanEval/MBPP reference solutions take milliseconds)."""
@@ -30,7 +38,6 @@ _HUMANEVAL_PREFIX = re.compile(r"^\s*Complete the following code\s*:?\s*\n", re.
 _TOP_DEF = re.compile(r"^def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
 _ASSERT_CALL = re.compile(r"assert\s+(?:not\s+)?\(?\s*(?:math\.isclose\(\s*|set\(\s*)?([A-Za-z_]\w*)\s*\(")
 _CODE_START = re.compile(r"^(?:def |class |import |from |@|async def )", re.MULTILINE)
-_CANDIDATE = "_mocoflow_candidate"
 _NOT_ENTRY = {
     "candidate",
     "isinstance",
@@ -135,13 +142,12 @@ def _indent_if_body(solution: str) -> str:
     return solution
 
 
-def build_test_program(solution: str, test: str, entry: str, token: str) -> str:
-    """Solution, test, ``check(<entry point>)``, token print. The entry point is bound before the test is
-    defined, so a function under test named ``check`` (MBPP has one) is not shadowed."""
-    return f"{solution}\n\n{_CANDIDATE} = {entry}\n\n{test}\n\ncheck({_CANDIDATE})\nprint('{token}')\n"
-
-
 class CodingScorer(Scorer):
+    """Runs each item's tests against the extracted program in two sandboxes (see the module docstring)."""
+
+    def __init__(self, policy: SandboxPolicy | None = None) -> None:
+        self.policy = policy or SandboxPolicy()
+
     def score(self, item: Item, output: str) -> ScoreResult:
         entry = entry_point(item)
         if not entry:
@@ -153,20 +159,17 @@ class CodingScorer(Scorer):
         solution = extract_program(item, output)
         if solution is None:
             return unparseable("no code in the response")
-        token = secrets.token_hex(16)
         try:
-            run = run_sandboxed(build_test_program(solution, item.gold, entry, token), TIMEOUT_S)
-        except (RuntimeError, OSError) as exc:
+            run = run_check(solution, item.gold, entry, prompt=prompt_code(item), timeout_s=TIMEOUT_S,
+                            allow_unisolated=self.policy.allow_unisolated)
+        except OSError as exc:
             return ScoreResult(False, 0.0, solution, status="error", detail=f"sandbox failed: {exc}")
-        if run.timed_out:
-            return ScoreResult(False, 0.0, solution, status="timeout", detail=run.detail or "timeout")
-        passed = run.returncode == 0 and token in run.stdout
-        if passed:
-            detail = "passed"
-        else:
-            last = run.stderr.strip().splitlines()[-1:] or ["token not printed"]
-            detail = f"exit {run.returncode}: {last[0][:300]}"
-        return graded(passed, solution, detail=f"{detail} [{run.backend}]")
+        detail = f"{run.kind}: {run.detail} [{run.backend}]"
+        if run.kind == "timeout":
+            return ScoreResult(False, 0.0, solution, status="timeout", detail=detail)
+        if run.kind in ("harness_error", "checker_failed"):
+            return ScoreResult(False, 0.0, solution, status="error", detail=detail)
+        return graded(run.passed, solution, detail=detail)
 
     def extract(self, item: Item, output: str) -> str | None:
         """Voting key: the extracted program with blank lines and trailing spaces removed."""

@@ -25,10 +25,16 @@ def costs(pred: dict[str, Any]) -> dict[str, int]:
     return out
 
 
-def score_predictions(items_path: Path, preds_path: Path, labels: dict[str, Any]) -> pd.DataFrame:
+def score_predictions(items_path: Path, preds_path: Path, labels: dict[str, Any],
+                      sandbox: dict[str, Any] | None = None) -> pd.DataFrame:
+    """``sandbox``: the config's ``sandbox:`` mapping, passed to the coding scorer (``SandboxPolicy``)."""
     from tqdm import tqdm
 
     from mocoflow.scoring import score_item
+    from mocoflow.scoring.coding import CodingScorer
+    from mocoflow.scoring.sandbox import SandboxPolicy
+
+    coding_scorer = CodingScorer(SandboxPolicy.from_config(sandbox))
 
     items = read_items(items_path)
     seeded = by_seed(read_jsonl(preds_path))
@@ -41,7 +47,7 @@ def score_predictions(items_path: Path, preds_path: Path, labels: dict[str, Any]
     pairs = [(seed, item) for seed in sorted(seeded) for item in items]
     for seed, item in tqdm(pairs, desc=f"scoring {preds_path.parent.name}", mininterval=5, disable=None):
         p = seeded[seed][item.id]
-        r = score_item(item, p["output"])
+        r = coding_scorer.score(item, p["output"]) if item.task_type == "coding" else score_item(item, p["output"])
         rows.append({**labels, "task": item.task, "id": item.id, "seed": seed, "task_type": item.task_type,
                      "domain": item.metadata.get("domain", ""), "correct": bool(r.correct), "score": float(r.score),
                      "status": r.status, "parsed": r.parsed,
@@ -63,10 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--usage", type=Path, required=True, help="the producing job's usage JSON")
     p.add_argument("--labels", type=json_arg, required=True, help='e.g. {"run": ..., "pool": ..., "model": ...}')
     p.add_argument("--judgments", type=json_arg, default={}, help='{"judge name": judgments.jsonl} (optional)')
+    p.add_argument("--sandbox", type=json_arg, default={}, help='the config\'s sandbox mapping, e.g. '
+                   '{"allow_unisolated": true}')
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     setup_logging(args.log_level)
-    df = score_predictions(args.items, args.predictions, args.labels)
+    df = score_predictions(args.items, args.predictions, args.labels, args.sandbox)
     if args.judgments:
         from mocoflow.scoring.judges import apply_judgments
 
