@@ -16,7 +16,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
-from escapes.programs import ENTRY, PROGRAMS, Context, Hostile, checker_test, contained, hostile_context, render
+from escapes.programs import (
+    DEFAULT_TEST,
+    ENTRY,
+    FLOAT_TEST,
+    PROGRAMS,
+    Context,
+    Hostile,
+    checker_test,
+    cleanup_written,
+    contained,
+    hostile_context,
+    render,
+)
 
 from mocoflow.scoring.sandbox import CheckResult, Limits, SandboxUnavailable, run_check, select_backend
 
@@ -36,9 +48,10 @@ def _run_all(programs: list[Hostile], ctx: Context, backend: str) -> dict[str, O
     def one(program: Hostile) -> tuple[str, Outcome]:
         token = f"escape-{uuid.uuid4().hex}"
         start = time.monotonic()
-        result = run_check(render(program, ctx, token), checker_test(ctx.checker_secret), ENTRY,
+        result = run_check(render(program, ctx, token), checker_test(ctx.checker_secret, program.test), ENTRY,
                            timeout_s=TIMEOUT_S, limits=LIMITS, backend=backend)
         problems = contained(result, ctx, token, program)
+        cleanup_written(ctx, token)
         return program.name, Outcome(result, problems, time.monotonic() - start)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -102,8 +115,9 @@ def test_privileged_syscalls_fail(bwrap_outcomes: dict[str, Outcome]) -> None:
     assert [c for i, c in enumerate(codes) if i != 4] == [-1] * 5, line
 
 
-def test_a_correct_solution_still_passes_next_to_them(hostile: Context) -> None:
-    """Control: the same item and limits pass with a real solution (the suite's failures are not vacuous)."""
-    result = run_check("def add(x, y):\n    return x + y\n", checker_test(hostile.checker_secret), ENTRY,
+@pytest.mark.parametrize(("test", "calls"), [(DEFAULT_TEST, 3), (FLOAT_TEST, 2)], ids=["default", "float"])
+def test_a_correct_solution_still_passes_next_to_them(hostile: Context, test: str, calls: int) -> None:
+    """Control: the same items and limits pass with a real solution (the suite's failures are not vacuous)."""
+    result = run_check("def add(x, y):\n    return x + y\n", checker_test(hostile.checker_secret, test), ENTRY,
                        timeout_s=TIMEOUT_S, limits=LIMITS)
-    assert result.passed and result.kind == "passed" and result.calls == 3, result
+    assert result.passed and result.kind == "passed" and result.calls == calls, result

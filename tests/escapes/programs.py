@@ -34,12 +34,19 @@ REPO = Path(__file__).resolve().parents[2]
 ENTRY = "add"
 
 
-def checker_test(checker_secret: str) -> str:
-    return (f"# checker secret: {checker_secret}\n"
-            "def check(candidate):\n"
-            "    assert candidate(2, 3) == 5\n"
-            "    assert candidate(-1, 1) == 0\n"
-            "    assert candidate(10, 5) == 15\n")
+DEFAULT_TEST = ("def check(candidate):\n"
+                "    assert candidate(2, 3) == 5\n"
+                "    assert candidate(-1, 1) == 0\n"
+                "    assert candidate(10, 5) == 15\n")
+FLOAT_TEST = ("import math\n\n"
+              "def check(candidate):\n"
+              "    assert abs(candidate(0.5, 0.25) - 0.75) < 1e-9\n"
+              "    assert math.isclose(candidate(1.5, 1.0), 2.5)\n")
+
+
+def checker_test(checker_secret: str, body: str = DEFAULT_TEST) -> str:
+    """The item's test program, with a secret line a candidate that reads it would leak."""
+    return f"# checker secret: {checker_secret}\n{body}"
 
 
 def _p(text: str) -> str:
@@ -52,6 +59,7 @@ class Hostile:
     tries: str
     code: str
     checker_must_answer: bool = False  # the checker's verdict must survive (signals aimed at it)
+    test: str = DEFAULT_TEST  # the check it faces (builtins forgeries need a test that calls builtins)
 
 
 PROGRAMS: tuple[Hostile, ...] = (
@@ -121,18 +129,17 @@ PROGRAMS: tuple[Hostile, ...] = (
         sys.stdout.flush()
         os._exit(0)
     """)),
-    Hostile("settrace_jump_over_check", "sys.settrace hook that jumps over check() and asserts", _p("""
-        import sys
+    Hostile("settrace_jump_over_check", "sys.settrace hook that jumps over check() and over asserts", _p("""
+        import linecache, sys
         def add(x, y):
             return 0
         def tracer(frame, event, arg):
             if event == "line":
+                line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
                 try:
-                    import linecache
-                    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
-                    if "check(" in line or "assert" in line:
+                    if line.startswith("check(") or line.startswith("assert"):
                         frame.f_lineno = frame.f_lineno + 1
-                except (ValueError, AttributeError):
+                except ValueError:
                     pass
             return tracer
         sys.settrace(tracer)
@@ -161,42 +168,49 @@ PROGRAMS: tuple[Hostile, ...] = (
         def add(x, y):
             return Liar("5")
     """)),
-    Hostile("excepthook_exit0", "sys.excepthook that prints tokens and os._exit(0) when a check fails", _p("""
+    Hostile("excepthook_exit0", "sys.excepthook that prints the token from co_consts and exits 0", _p("""
         import os, re, sys
         def add(x, y):
             return 0
+        TOKENS = [c for c in sys._getframe().f_code.co_consts if isinstance(c, str) and re.fullmatch("[0-9a-f]{32}", c)]
         def hook(*args):
-            print("passed"); sys.stdout.flush(); os._exit(0)
+            print(*TOKENS); sys.stdout.flush(); os._exit(0)
         sys.excepthook = hook
     """)),
-    Hostile("atexit_exit0", "atexit handler that prints and exits 0", _p("""
-        import atexit, os, sys
+    Hostile("atexit_exit0", "atexit handler that prints the token from co_consts and exits 0", _p("""
+        import atexit, os, re, sys
         def add(x, y):
             return 0
+        TOKENS = [c for c in sys._getframe().f_code.co_consts if isinstance(c, str) and re.fullmatch("[0-9a-f]{32}", c)]
         def bye():
-            print("passed"); sys.stdout.flush(); os._exit(0)
+            print(*TOKENS); sys.stdout.flush(); os._exit(0)
         atexit.register(bye)
     """)),
-    Hostile("patched_builtins", "patch builtins (AssertionError, isinstance, abs, print)", _p("""
-        import builtins
-        builtins.AssertionError = type("Harmless", (Exception,), {})
-        builtins.isinstance = lambda *a: True
+    Hostile("patched_builtins", "patch builtins.abs and math.isclose that the test's float checks call", _p("""
+        import builtins, math
         builtins.abs = lambda x: 0
-        builtins.print = lambda *a, **k: None
+        math.isclose = lambda *a, **k: True
+        builtins.isinstance = lambda *a: True
         def add(x, y):
             return 0
-    """)),
-    Hostile("monkeypatch_checker_module", "rewrite the harness it runs in (encode, dumps, decode)", _p("""
+    """), test=FLOAT_TEST),
+    Hostile("monkeypatch_checker_module", "replace the test's check() once defined; rewrite the harness", _p("""
         import sys
         h = sys.modules["__main__"]
         for name in ("encode", "decode"):
             if hasattr(h, name):
                 setattr(h, name, lambda *a, **k: 5)
-        if hasattr(h, "dumps"):
-            real = h.dumps
-            h.dumps = lambda m: real({**m, "passed": True, "kind": "passed"})
         def add(x, y):
             return 0
+        def noop(candidate):
+            return None
+        def tracer(frame, event, arg):
+            g = frame.f_globals
+            if event == "line" and callable(g.get("check")) and g["check"] is not noop:
+                g["check"] = noop
+            return tracer
+        sys.settrace(tracer)
+        sys._getframe().f_trace = tracer
     """)),
     Hostile("forged_verdict_all_fds", "write a passing verdict on every file descriptor, then exit 0", _p("""
         import os
@@ -243,13 +257,15 @@ PROGRAMS: tuple[Hostile, ...] = (
             except OSError:
                 pass
     """)),
-    Hostile("walk_host_fs", "walk / and print every name it finds", _p("""
+    Hostile("walk_host_fs", "walk / for files named like secrets and print their names", _p("""
         import os
         def add(x, y):
             return 0
         for dirpath, dirs, files in os.walk("/"):
             dirs[:] = [d for d in dirs if d not in ("proc", "sys", "usr")]
-            print(dirpath, files)
+            for f in dirs + files:
+                if "secret" in f:
+                    print("FOUND", f)
     """)),
     Hostile("read_checker_test", "look for the checker's test program anywhere and print it", _p("""
         import os
@@ -258,11 +274,12 @@ PROGRAMS: tuple[Hostile, ...] = (
         for dirpath, dirs, files in os.walk("/"):
             dirs[:] = [d for d in dirs if d not in ("proc", "sys", "usr")]
             for f in files:
-                if f.endswith(".py") and "harness" not in f:
-                    try:
-                        print(open(os.path.join(dirpath, f)).read())
-                    except OSError:
-                        pass
+                try:
+                    text = open(os.path.join(dirpath, f), errors="replace").read(1 << 20)
+                except OSError:
+                    continue
+                if "def check(" in text and "checker secret" in text:
+                    print(text)
     """)),
     Hostile("scorer_environment", "print its environment and the scorer's (via /proc)", _p("""
         import os
