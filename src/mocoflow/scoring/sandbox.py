@@ -5,7 +5,11 @@ Two entry points:
 - ``run_check(solution, test, entry)``: the coding scorer's check. The candidate runs in one sandbox that loads
   the solution and serves calls of its entry point; the item's test program (``def check(candidate)``) runs in
   a second sandbox with a proxy candidate, and each call crosses between them as plain data over two pipes
-  (the wire format and the supported argument/return types are documented in ``sandbox_harness.py``). The
+  (the wire format is documented in ``sandbox_harness.py``). Supported argument and return types: None, bool,
+  int, float, str, list, tuple, dict, set, frozenset, bytes, bytearray, complex, range, Fraction, Decimal,
+  nested; subclasses travel as their base type, numbers registered as ``numbers.Integral``/``Real`` as
+  int/float, iterators as iterators over their items. Another return type fails the item (``candidate_failed``:
+  "unsupported return type"); another argument type is a ``harness_error`` (status ``error``). The
   verdict comes from the checker's sandbox on a third pipe that only this process reads. The candidate never
   sees the test, the expected values or the verdict, so trace hooks, patched builtins, ``exit(0)``, a custom
   ``__eq__`` or anything read from its own source cannot make it pass.
@@ -344,11 +348,12 @@ class _Box:
         """``name``'s path as the sandboxed process sees it."""
         return f"{_INSIDE}/{name}" if self.backend == "bwrap" else os.path.join(self.dir, name)
 
-    def start(self, role: Sequence[str], pass_fds: Sequence[int] = ()) -> None:
+    def start(self, role: Sequence[str], pass_fds: Sequence[int] = (), site: bool = True) -> None:
+        """Start the harness in ``role``; ``site=False`` skips site-packages (the checker needs the stdlib only)."""
         nproc = self.limits.nproc if self.uid is not None else _own_task_count(os.getuid()) + self.limits.nproc
         nnp = int(self.backend != "bwrap")  # bwrap sets no_new_privs itself
         spec = f"{self.cpu_s},{self.limits.address_space},{self.limits.file_size},{self.limits.nofile},{nproc},{nnp}"
-        argv = [self.python, "-I", "-B", self.path("harness.py"), spec, *role]
+        argv = [self.python, "-I", "-B", *([] if site else ["-S"]), self.path("harness.py"), spec, *role]
         info_r = info_w = None
         preexec = None
         if self.backend == "bwrap":
@@ -461,10 +466,16 @@ def _stop(boxes: Sequence[_Box]) -> tuple[int, ...]:
 
 
 def _interpreters() -> list[str]:
+    """Interpreters to probe, as real paths: this process's base Python, then the system's ``python3``. Never
+    one inside a virtualenv: its folder (often in the project) would have to be visible in the sandbox."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     seen: list[str] = []
-    for cand in (sys.executable, os.path.realpath(sys.executable), "/usr/bin/python3", shutil.which("python3")):
-        if cand and cand not in seen and os.path.exists(cand):
-            seen.append(cand)
+    for cand in (os.path.join(sys.base_prefix, "bin", version), sys.executable, "/usr/bin/python3",
+                 shutil.which("python3")):
+        real = os.path.realpath(cand) if cand else ""
+        venv = os.path.exists(os.path.join(os.path.dirname(os.path.dirname(real)), "pyvenv.cfg"))
+        if real and os.path.exists(real) and not venv and real not in seen:
+            seen.append(real)
     return seen
 
 
@@ -572,7 +583,7 @@ def run_check(solution: str, test: str, entry: str, *, prompt: str | None = None
         try:
             candidate.start(["serve", candidate.path("solution.py"), entry, str(req_r), str(rep_w)], (req_r, rep_w))
             checker.start(["check", checker.path("prompt.py") if prompt else "-", checker.path("test.py"), entry,
-                           str(rep_r), str(req_w), str(ver_w)], (rep_r, req_w, ver_w))
+                           str(rep_r), str(req_w), str(ver_w)], (rep_r, req_w, ver_w), site=False)
         finally:
             for fd in (req_r, req_w, rep_r, rep_w, ver_w):
                 os.close(fd)
