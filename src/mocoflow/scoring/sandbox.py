@@ -372,6 +372,10 @@ class _Box:
                     user=self.uid if as_uid else None, group=self.uid if as_uid else None,
                     extra_groups=[] if as_uid else None, preexec_fn=preexec,
                 )
+        except BaseException:
+            if info_r is not None:
+                os.close(info_r)
+            raise
         finally:
             if info_w is not None:
                 os.close(info_w)

@@ -256,7 +256,7 @@ def run(program: str) -> None:
     with open(program, encoding="utf-8") as fh:
         source = fh.read()
     sys.argv = [program]
-    exec(compile(source, program, "exec"), {"__name__": "__main__", "__builtins__": builtins})  # noqa: S102
+    exec(compile(source, program, "exec"), {"__name__": "__main__", "__file__": program, "__builtins__": builtins})  # noqa: S102
 
 
 def serve(solution: str, entry: str, in_fd: int, out_fd: int) -> None:
@@ -268,7 +268,7 @@ def serve(solution: str, entry: str, in_fd: int, out_fd: int) -> None:
         replies.write(dumps(message))
         replies.flush()
 
-    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    namespace = {"__name__": "__main__", "__file__": solution, "__builtins__": builtins}
     try:
         with open(solution, encoding="utf-8") as fh:
             source = fh.read()
