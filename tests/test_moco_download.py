@@ -25,14 +25,36 @@ needs_mirror = pytest.mark.skipif(not (MIRROR / "SHA256SUMS").is_file(),
                                   reason=f"MoCo mirror not found at {MIRROR} (set MOCOFLOW_MOCO_MIRROR)")
 
 
+MORE = MIRROR.parent / "moco_more.sha256"
+
+
 def test_table_is_well_formed():
+    from mocoflow.data.schema import TASK_TYPES
+
     table = checksums()
-    assert len(table) >= 16
+    assert len(table) == 32
     for name, entry in table.items():
         assert entry.name == name and len(entry.sha256) == 40 + 24 and int(entry.sha256, 16) >= 0
-        assert entry.task_type in {"multiple_choice", "exact_match", "f1_match", "coding", "noncompliance",
-                                   "reward_model"}
+        assert entry.task_type in TASK_TYPES and entry.size and entry.size > 0
     assert len(MOCO_COMMIT) == 40 and int(MOCO_COMMIT, 16) >= 0
+
+
+def test_every_moco_task_type_is_pinned():
+    types = {e.task_type for e in checksums().values()}
+    assert {"generation_diversity", "f1_match", "reward_model", "coding", "noncompliance"} <= types
+    assert checksums()["infinite_chat_diversity"].task_type == "generation_diversity"
+    assert checksums()["popqa"].task_type == "f1_match" and checksums()["theoremqa"].task_type == "exact_match"
+
+
+@pytest.mark.skipif(not MORE.is_file(), reason=f"{MORE} not found")
+def test_table_pins_every_other_moco_set():
+    more = {}
+    for line in MORE.read_text().splitlines():
+        digest, fname, size, _ = line.split()
+        more[Path(fname).stem] = (digest, int(size))
+    table = checksums()
+    assert len(more) == 16
+    assert {n: (table[n].sha256, table[n].size) for n in more} == more
 
 
 def test_url_is_pinned_by_commit():
@@ -43,7 +65,10 @@ def test_url_is_pinned_by_commit():
 @needs_mirror
 def test_every_shipped_checksum_matches_the_mirror():
     result = verify_mirror(MIRROR)
-    assert result == {name: "ok" for name in checksums()}, {k: v for k, v in result.items() if v != "ok"}
+    present = {n for n in checksums() if (MIRROR / f"{n}.json").is_file()}
+    assert len(present) == 16
+    assert result == {n: "ok" if n in present else "missing" for n in checksums()}, result
+    assert all(checksums()[n].size == (MIRROR / f"{n}.json").stat().st_size for n in present)
 
 
 @needs_mirror
@@ -52,7 +77,7 @@ def test_shipped_checksums_equal_the_mirror_sha256sums():
     for line in (MIRROR / "SHA256SUMS").read_text().splitlines():
         digest, fname = line.split()
         sums[Path(fname).stem] = digest
-    assert {n: e.sha256 for n, e in checksums().items()} == sums
+    assert {n: e.sha256 for n, e in checksums().items() if n in sums} == sums
 
 
 @needs_mirror
@@ -137,8 +162,16 @@ def test_http_download_retries_then_verifies(tmp_path: Path, monkeypatch: pytest
 
 @needs_mirror
 def test_cli_verify(capsys: pytest.CaptureFixture[str]):
-    assert moco_remote.main(["verify", str(MIRROR)]) == 0
-    assert "gsm8k\tok" in capsys.readouterr().out
+    assert moco_remote.main(["verify", str(MIRROR)]) == 0  # a partial mirror: present sets all match
+    out = capsys.readouterr().out
+    assert "gsm8k\tok" in out and "popqa\tmissing" in out
+    assert moco_remote.main(["verify", "--complete", str(MIRROR)]) == 1
+
+
+def test_cli_verify_reports_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    (tmp_path / "gsm8k.json").write_text("{}")
+    assert moco_remote.main(["verify", str(tmp_path)]) == 1
+    assert "gsm8k\tmismatch" in capsys.readouterr().out
 
 
 def test_cli_verify_reports_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

@@ -1,38 +1,76 @@
 """Convert MoCo-format benchmark JSON into canonical :class:`Item` records.
 
 A MoCo file is ``{"name" | "dataset": str, "task_type": str, "dev": [row, ...], "test": [row, ...]}``
-(a ``train`` list is accepted too). Row fields by task type, as found in the published files:
+(a ``train`` list is accepted too). Row fields by task type, as MoCo's reader (``model_collaboration/data/
+eval.py``) and the published files use them:
 
-- multiple_choice: ``question``, ``choices`` (dict key -> text), ``answer`` (a key); extra fields such as
-  ``domain`` or ``country`` go to ``metadata``. ARC uses keys ``"1".."4"`` on some rows: they are remapped
-  to ``A..D`` (answer remapped the same way) and the original keys kept in
-  ``metadata["original_choice_keys"]``.
+- multiple_choice: ``question``, ``choices`` (dict key -> text, or a list), ``answer`` (a key); extra fields
+  such as ``domain`` or ``country`` go to ``metadata``. Choice keys are letters (either case, optionally
+  written ``(A)``/``A)``/``A.``/``Option A``) or digits; ARC uses ``"1".."4"`` on some rows: they are remapped
+  to ``A..D`` in numeric order (answer remapped the same way) and the original keys kept in
+  ``metadata["original_choice_keys"]``. Keys that are neither (``"id"``, ``"explanation"``) are not options:
+  they are ignored with a warning and listed in ``metadata["ignored_choice_keys"]``. Options with identical
+  text are kept (the gold key decides) and listed in ``metadata["duplicate_options"]``. A null or blank
+  option is an option that is not there (culturalbench_hard ``dev[221]`` has ``"D": null``; MoCo would show
+  "D) None"): it is dropped with a warning and listed in ``metadata["dropped_blank_options"]``; when it is
+  the answer's option, :class:`DataError`.
   BLEnD repeats the options inside the question text; that inline copy is cut off
   (``metadata["inline_options_stripped"] = True``) so prompts do not list the options twice.
-- exact_match / f1_match: ``input``, ``output`` (gold; for f1_match a string or a list of aliases).
+- exact_match: ``input``, ``output`` (the gold; ``answer_type`` such as TheoremQA's ``float`` /
+  ``list of integer`` stays in ``metadata``).
+- f1_match: ``input``, ``output`` (or ``answers`` / ``answer``): a list of aliases, one string, or -- as
+  MoCo's PopQA -- a list literal inside one string (``"[\\"football\\", \\"soccer\\"]"``, JSON or Python
+  syntax), which is parsed into aliases (never split on commas). Aliases may contain newlines.
 - coding: ``input``, ``test`` (defines ``check(candidate)``), optional ``entry_point``. Without that field the
   entry point is the last top-level ``def`` of the prompt code (HumanEval) or the function named in the
   prompt's ``assert NAME(`` (MBPP). HumanEval prompt code goes to ``metadata["prompt_code"]``.
 - noncompliance: ``input``, ``category`` (to ``metadata["category"]``); gold is None.
 - reward_model: ``input``; an ``output`` is a reference response (``metadata["reference"]``), gold is None.
+- generation_diversity: ``input``, ``reference`` (a non-empty list of reference responses) -> gold.
+
+Gold and option values: strings are used as they are; JSON numbers and booleans are written as Python
+writes them (``7``, ``0.5``, ``1e-07``, ``True``) -- lossless, and documented here rather than silent. NaN or
+infinite numbers, null or nested values inside a gold (an alias list, a reference list), nested option
+texts, integer MC answers that are not a choice key, and anything nested deeper than :data:`MAX_NESTING`
+raise :class:`DataError`.
+
+Integer MC answers: MoCo compares ``item["answer"]`` to the chosen option's *letter* (a string), so an
+answer is always a choice key, never an index. An integer is accepted only where it names a digit key
+(``1`` for ARC's ``"1"``); with letter keys it is refused (0-based and 1-based readings disagree), with the
+fix in the message.
 
 Defects handled: missing ids become ``f"{split}-{index}"``; duplicate ids inside a split get a ``#k``
 suffix (the first keeps its id; ``metadata["source_id"]`` keeps the original); rows whose gold field is
-present but empty/null are dropped with a warning (``on_missing_gold="drop"``, the default) or rejected
-(``"error"``). A missing field, a bad answer key or a non-JSON file raises :class:`DataError` naming the
-file, split, row index and field.
+absent-as-null or empty (``null``, ``""``, ``[]``) are dropped with a warning (``on_missing_gold="drop"``,
+the default; MATH has 12 such rows) or rejected (``"error"``). Every other malformed value raises
+:class:`DataError` naming the file, split, row index (and line, for JSONL) and field; a file that is not
+UTF-8 names the byte offset, line and column of the first bad byte.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mocoflow.data.errors import DataError
+from mocoflow.data.json_text import MAX_NESTING, decode_utf8, parse_json_text, read_json_file, read_jsonl_rows
+from mocoflow.data.moco_values import (
+    check_nesting,
+    gold_aliases,
+    is_empty,
+    normalise_choices,
+    parse_alias_literal,
+    scalar_text,
+    short_repr,
+)
 from mocoflow.data.schema import SPLITS, TASK_TYPES, Item
+
+__all__ = ["MAX_NESTING", "MISSING_GOLD_POLICIES", "DataError", "decode_utf8", "find_entry_point", "load_moco_file",
+           "moco_to_items", "parse_alias_literal", "parse_json_text", "read_jsonl_rows", "read_moco_json",
+           "scalar_text"]
 
 log = logging.getLogger("mocoflow.data.moco")
 
@@ -43,10 +81,7 @@ _ASSERT_CALL = re.compile(r"assert\s*\(*\s*([A-Za-z_]\w*)\s*\(")
 _INLINE_OPTIONS = re.compile(
     r"\s*Without any explanation, choose only one from the given alphabet choices.*$", re.S
 )
-
-
-class DataError(ValueError):
-    """A task source is malformed; the message names the file, split, row index and field."""
+_GOLD_FIELDS = ("output", "answers", "answer")
 
 
 class _MissingGold(Exception):
@@ -57,8 +92,7 @@ class _MissingGold(Exception):
         self.field = field
 
 
-def _where(label: str, split: str, index: int) -> str:
-    return f"{label}: {split}[{index}]"
+# --------------------------------------------------------------------------- values
 
 
 def _require(row: dict[str, Any], field: str, where: str) -> Any:
@@ -78,57 +112,27 @@ def _require_text(row: dict[str, Any], fields: tuple[str, ...], where: str) -> t
     raise DataError(f"{where}: field {fields[0]!r} missing")
 
 
-def _empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str | list | dict) and len(value) == 0)
-
-
 def _extras(row: dict[str, Any], used: set[str]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in used and k != "id"}
 
 
-def _letter_keys(n: int) -> list[str]:
-    return [chr(ord("A") + i) for i in range(n)]
+def _gold_field(row: dict[str, Any], where: str) -> str:
+    for field in _GOLD_FIELDS:
+        if field in row:
+            return field
+    raise DataError(f"{where}: field 'output' missing")
 
 
-def _key_range(keys: list[str]) -> str:
-    return f"{keys[0]}-{keys[-1]}" if len(keys) > 1 else keys[0]
-
-
-def _normalise_choices(raw: Any, answer: Any, where: str) -> tuple[dict[str, str], str, dict[str, Any]]:
-    """Return (choices keyed A.., answer letter, metadata) from a MoCo choices dict or list."""
-    meta: dict[str, Any] = {}
-    if isinstance(raw, list):
-        raw = dict(zip(_letter_keys(len(raw)), raw, strict=True))
-    if not isinstance(raw, dict) or len(raw) < 2:
-        raise DataError(f"{where}: field 'choices' must be a dict of at least 2 options, got {raw!r:.80}")
-    keys = [str(k) for k in raw]
-    texts = [str(v) for v in raw.values()]
-    answer = str(answer).strip()
-    if all(k.isdigit() for k in keys):  # ARC: "1".."4" -> "A".."D", answer remapped the same way
-        order = sorted(range(len(keys)), key=lambda i: int(keys[i]))
-        mapping = {keys[i]: letter for letter, i in zip(_letter_keys(len(keys)), order, strict=True)}
-        if answer not in mapping:
-            raise DataError(f"{where}: field 'answer': answer {answer!r} not among choices "
-                            f"{_key_range(sorted(keys, key=int))}")
-        meta["original_choice_keys"] = keys
-        choices = {mapping[keys[i]]: texts[i] for i in order}
-        return choices, mapping[answer], meta
-    if not all(len(k) == 1 and "A" <= k <= "Z" for k in keys):
-        raise DataError(f"{where}: field 'choices': keys must be letters A.. or digits 1.., got {keys}")
-    choices = {k: t for k, t in sorted(zip(keys, texts, strict=True))}
-    if answer not in choices:
-        raise DataError(f"{where}: field 'answer': answer {answer!r} not among choices "
-                        f"{_key_range(sorted(choices))}")
-    return choices, answer, meta
+# --------------------------------------------------------------------------- multiple choice
 
 
 def _multiple_choice(row: dict[str, Any], where: str) -> dict[str, Any]:
     qfield, question = _require_text(row, ("question", "input"), where)
     raw = _require(row, "choices", where)
     answer = _require(row, "answer", where)
-    if _empty(answer):
+    if is_empty(answer):
         raise _MissingGold("answer")
-    choices, gold, meta = _normalise_choices(raw, answer, where)
+    choices, gold, meta = normalise_choices(raw, answer, where)
     stripped = _INLINE_OPTIONS.sub("", question)
     if stripped != question and stripped.strip():
         question = stripped
@@ -137,23 +141,35 @@ def _multiple_choice(row: dict[str, Any], where: str) -> dict[str, Any]:
     return {"question": question, "choices": choices, "gold": gold, "metadata": meta}
 
 
+# --------------------------------------------------------------------------- exact / f1
+
+
 def _exact_match(row: dict[str, Any], where: str) -> dict[str, Any]:
     qfield, question = _require_text(row, ("input", "question"), where)
-    gold = _require(row, "output", where)
-    if _empty(gold):
-        raise _MissingGold("output")
-    if isinstance(gold, list | dict):
-        raise DataError(f"{where}: field 'output' must be a string or number, got {type(gold).__name__}")
-    return {"question": question, "gold": str(gold), "metadata": _extras(row, {qfield, "output"})}
+    field = _gold_field(row, where)
+    gold = row[field]
+    if is_empty(gold):
+        raise _MissingGold(field)
+    text = scalar_text(gold, where, field)
+    meta = _extras(row, {qfield, field})
+    if "answer_type" in meta and not isinstance(meta["answer_type"], str):
+        raise DataError(f"{where}: field 'answer_type' must be a string, got {short_repr(meta['answer_type'])}")
+    return {"question": question, "gold": text, "metadata": meta}
 
 
 def _f1_match(row: dict[str, Any], where: str) -> dict[str, Any]:
     qfield, question = _require_text(row, ("input", "question"), where)
-    gold = _require(row, "output", where)
-    if _empty(gold):
-        raise _MissingGold("output")
-    aliases = [str(g) for g in gold] if isinstance(gold, list) else [str(gold)]
-    return {"question": question, "gold": aliases, "metadata": _extras(row, {qfield, "output"})}
+    field = _gold_field(row, where)
+    gold = row[field]
+    if is_empty(gold):
+        raise _MissingGold(field)
+    aliases = gold_aliases(gold, where, field)
+    if not aliases:
+        raise _MissingGold(field)
+    return {"question": question, "gold": aliases, "metadata": _extras(row, {qfield, field})}
+
+
+# --------------------------------------------------------------------------- other task types
 
 
 def find_entry_point(prompt: str, test: str = "") -> str | None:
@@ -173,7 +189,7 @@ def find_entry_point(prompt: str, test: str = "") -> str | None:
 def _coding(row: dict[str, Any], where: str) -> dict[str, Any]:
     qfield, question = _require_text(row, ("input", "question"), where)
     test = _require(row, "test", where)
-    if _empty(test):
+    if is_empty(test):
         raise _MissingGold("test")
     if not isinstance(test, str) or "def check(" not in test:
         raise DataError(f"{where}: field 'test' must define check(candidate)")
@@ -184,13 +200,15 @@ def _coding(row: dict[str, Any], where: str) -> dict[str, Any]:
     entry = row.get("entry_point") or find_entry_point(code, test)
     if not entry:
         raise DataError(f"{where}: field 'entry_point' missing and not found in the prompt or test")
+    if not isinstance(entry, str):
+        raise DataError(f"{where}: field 'entry_point' must be a string, got {short_repr(entry)}")
     meta["entry_point"] = entry
     return {"question": question, "gold": test, "metadata": meta}
 
 
 def _noncompliance(row: dict[str, Any], where: str) -> dict[str, Any]:
     qfield, question = _require_text(row, ("input", "question"), where)
-    category = _require(row, "category", where)
+    _, category = _require_text(row, ("category",), where)
     return {"question": question, "gold": None,
             "metadata": {**_extras(row, {qfield, "category"}), "category": category}}
 
@@ -198,9 +216,26 @@ def _noncompliance(row: dict[str, Any], where: str) -> dict[str, Any]:
 def _reward_model(row: dict[str, Any], where: str) -> dict[str, Any]:
     qfield, question = _require_text(row, ("input", "question"), where)
     meta = _extras(row, {qfield, "output"})
-    if not _empty(row.get("output")):
+    if not is_empty(row.get("output")):
         meta["reference"] = row["output"]
     return {"question": question, "gold": None, "metadata": meta}
+
+
+def _generation_diversity(row: dict[str, Any], where: str) -> dict[str, Any]:
+    qfield, question = _require_text(row, ("input", "question"), where)
+    refs = _require(row, "reference", where)
+    if is_empty(refs):
+        raise _MissingGold("reference")
+    if not isinstance(refs, list):
+        raise DataError(f"{where}: field 'reference' must be a list of reference responses, got "
+                        f"{type(refs).__name__}")
+    texts = [scalar_text(r, where, f"reference[{k}]") for k, r in enumerate(refs)]
+    if not all(t.strip() for t in texts):
+        raise DataError(f"{where}: field 'reference' holds an empty reference response")
+    extras = _extras(row, {qfield, "reference"})
+    if is_empty(extras.get("output")):
+        extras.pop("output", None)
+    return {"question": question, "gold": texts, "metadata": extras}
 
 
 _CONVERTERS: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
@@ -210,7 +245,16 @@ _CONVERTERS: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
     "coding": _coding,
     "noncompliance": _noncompliance,
     "reward_model": _reward_model,
+    "generation_diversity": _generation_diversity,
 }
+
+# metadata flags a converter sets on a row, reported once per split: flag -> what it means
+_FLAGS = {"ignored_choice_keys": "ignored non-option key(s) in 'choices'",
+          "duplicate_options": "options with identical text (graded by the gold key)",
+          "dropped_blank_options": "null or blank options dropped (none was the answer)"}
+
+
+# --------------------------------------------------------------------------- splits and files
 
 
 def _unique_ids(raw_ids: list[str]) -> tuple[list[str], int]:
@@ -237,17 +281,28 @@ def _unique_ids(raw_ids: list[str]) -> tuple[list[str], int]:
     return out, n_dups
 
 
+def _row_id(row: dict[str, Any], split: str, index: int, where: str) -> str:
+    raw_id = row.get("id")
+    if is_empty(raw_id):
+        return f"{split}-{index}"
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+        raise DataError(f"{where}: field 'id' must be a string or integer, got {short_repr(raw_id)}")
+    return str(raw_id)
+
+
 def _convert_split(rows: Any, *, task: str, split: str, task_type: str, label: str,
-                   on_missing_gold: str) -> list[Item]:
+                   on_missing_gold: str, lines: list[int] | None = None) -> list[Item]:
     if not isinstance(rows, list):
         raise DataError(f"{label}: {split}: must be a list of rows, got {type(rows).__name__}")
     convert = _CONVERTERS[task_type]
     kept: list[tuple[int, str, dict[str, Any]]] = []
     dropped: list[int] = []
+    flagged: dict[str, list[int]] = {}
     for index, row in enumerate(rows):
-        where = _where(label, split, index)
+        where = f"{label}: {split}[{index}]" + (f" (line {lines[index]})" if lines else "")
         if not isinstance(row, dict):
             raise DataError(f"{where}: row must be a JSON object, got {type(row).__name__}")
+        check_nesting(row, where)
         try:
             fields = convert(row, where)
         except _MissingGold as missing:
@@ -255,13 +310,18 @@ def _convert_split(rows: Any, *, task: str, split: str, task_type: str, label: s
                 raise DataError(f"{where}: field {missing.field!r} is empty (no gold answer)") from None
             dropped.append(index)
             continue
-        raw_id = row.get("id")
-        rid = f"{split}-{index}" if _empty(raw_id) else str(raw_id)
+        for flag in _FLAGS:
+            if flag in fields["metadata"]:
+                flagged.setdefault(flag, []).append(index)
         fields["metadata"]["source_index"] = index
-        kept.append((index, rid, fields))
+        kept.append((index, _row_id(row, split, index, where), fields))
     if dropped:
         log.warning("%s: %s: dropped %d row(s) with an empty gold field (indices %s)", label, split,
                     len(dropped), dropped[:20])
+    for flag, indices in flagged.items():
+        example = kept[[k for k, _, _ in kept].index(indices[0])][2]["metadata"][flag]
+        log.warning("%s: %s: %d row(s) with %s (indices %s; e.g. %s)", label, split, len(indices), _FLAGS[flag],
+                    indices[:10], example)
     ids, n_dups = _unique_ids([rid for _, rid, _ in kept])
     if n_dups:
         log.warning("%s: %s: %d duplicate id(s) made unique with a '#k' suffix", label, split, n_dups)
@@ -274,8 +334,11 @@ def _convert_split(rows: Any, *, task: str, split: str, task_type: str, label: s
 
 
 def moco_to_items(data: Any, *, task: str | None = None, label: str = "<moco>", task_type: str | None = None,
-                  on_missing_gold: str = "drop") -> dict[str, list[Item]]:
-    """Convert a parsed MoCo JSON object into items per split (``train``/``dev``/``test``; absent -> [])."""
+                  on_missing_gold: str = "drop",
+                  lines: dict[str, list[int]] | None = None) -> dict[str, list[Item]]:
+    """Convert a parsed MoCo JSON object into items per split (``train``/``dev``/``test``; absent -> []).
+
+    ``lines`` (split -> the source line of each row) makes errors name lines, for rows read from JSONL."""
     if on_missing_gold not in MISSING_GOLD_POLICIES:
         raise DataError(f"{label}: on_missing_gold must be one of {MISSING_GOLD_POLICIES}, "
                         f"got {on_missing_gold!r}")
@@ -290,20 +353,14 @@ def moco_to_items(data: Any, *, task: str | None = None, label: str = "<moco>", 
     if not any(s in data for s in SPLITS):
         raise DataError(f"{label}: no split found; expected one of {', '.join(SPLITS)}")
     return {split: _convert_split(data.get(split, []), task=str(task), split=split, task_type=task_type,
-                                  label=label, on_missing_gold=on_missing_gold) for split in SPLITS}
+                                  label=label, on_missing_gold=on_missing_gold,
+                                  lines=(lines or {}).get(split)) for split in SPLITS}
 
 
 def read_moco_json(path: str | Path) -> Any:
-    """Parse a MoCo JSON file; a file that is not JSON raises :class:`DataError` naming it."""
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path.name}: not valid JSON: {err.msg} "
-                        f"at line {err.lineno} column {err.colno}") from None
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path.name}: not UTF-8 text ({err.reason})") from None
+    """Parse a MoCo JSON file; a file that is not UTF-8 or not JSON raises :class:`DataError` naming it
+    (byte offset, line and column)."""
+    return read_json_file(path)
 
 
 def load_moco_file(path: str | Path, *, task: str | None = None, task_type: str | None = None,
@@ -312,3 +369,4 @@ def load_moco_file(path: str | Path, *, task: str | None = None, task_type: str 
     path = Path(path)
     return moco_to_items(read_moco_json(path), task=task, label=path.name, task_type=task_type,
                          on_missing_gold=on_missing_gold)
+

@@ -17,7 +17,8 @@ model_collaboration/data/<name>.json``; every file is verified against the sha25
 through :func:`mocoflow.data.sources.fetch_file` (atomic copy into ``cache_dir/moco/``, retries with
 exponential backoff, a clear error on mismatch).
 
-``python -m mocoflow.data.moco_remote verify [FOLDER]`` checks every shipped checksum against a local mirror;
+``python -m mocoflow.data.moco_remote verify [FOLDER] [--complete]`` checks every shipped checksum against a
+local mirror (exit 1 on a mismatch, when no set is there, or with ``--complete`` when any is missing);
 ``python -m mocoflow.data.moco_remote download DEST`` fetches every set into ``DEST`` (for offline clusters).
 """
 
@@ -55,11 +56,12 @@ _KEYS = frozenset({"source", "limit", "n_train", "n_dev", "n_test", "seed", "nam
 
 @dataclass(frozen=True)
 class MocoFile:
-    """One pinned MoCo set: file stem, task type, sha256 of ``<name>.json``."""
+    """One pinned MoCo set: file stem, task type, sha256 and size in bytes of ``<name>.json``."""
 
     name: str
     task_type: str
     sha256: str
+    size: int | None = None
 
 
 @functools.cache
@@ -67,7 +69,8 @@ def checksums() -> dict[str, MocoFile]:
     """The shipped table: name -> :class:`MocoFile` (``moco_checksums.tsv``; ``#`` lines are comments)."""
     with open(CHECKSUMS_FILE, encoding="utf-8") as fh:
         rows = csv.DictReader((line for line in fh if not line.startswith("#")), delimiter="\t")
-        return {r["name"]: MocoFile(r["name"], r["task_type"], r["sha256"].lower()) for r in rows}
+        return {r["name"]: MocoFile(r["name"], r["task_type"], r["sha256"].lower(),
+                                    int(r["bytes"]) if r.get("bytes") else None) for r in rows}
 
 
 def moco_url(name: str, base: str = MOCO_BASE_URL) -> str:
@@ -122,7 +125,9 @@ def moco_pinned_source(spec: dict[str, Any], *, cache_dir: Path) -> dict[str, li
 
 
 def verify_mirror(folder: str | os.PathLike[str]) -> dict[str, str]:
-    """Check every shipped checksum against ``folder/<name>.json``: name -> "ok" | "missing" | "mismatch: ..."."""
+    """Check every shipped checksum against ``folder/<name>.json``: name -> "ok" | "missing" | "mismatch: ...".
+
+    A partial mirror (the 16 sets of ``shared/benchmarks/moco``) reports the others as "missing"."""
     folder = Path(folder)
     out = {}
     for name, entry in sorted(checksums().items()):
@@ -158,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("verify", help="check every shipped checksum against a local folder")
     v.add_argument("folder", nargs="?", default=os.environ.get(MIRROR_ENV))
+    v.add_argument("--complete", action="store_true", help="fail when any pinned set is missing")
     d = sub.add_parser("download", help="fetch every pinned set into a folder")
     d.add_argument("dest")
     d.add_argument("--base", default=None, help=f"default ${MIRROR_ENV} or {MOCO_BASE_URL}")
@@ -169,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         result = verify_mirror(args.folder)
         for name, status in result.items():
             print(f"{name}\t{status}")
-        return 0 if all(s == "ok" for s in result.values()) else 1
+        statuses = set(result.values())
+        bad = any(s.startswith("mismatch") for s in statuses) or "ok" not in statuses
+        return 1 if bad or (args.complete and "missing" in statuses) else 0
     for path in download_all(args.dest, base=args.base):
         print(path)
     return 0

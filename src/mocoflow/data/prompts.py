@@ -74,6 +74,7 @@ _BUILDERS: dict[str, Callable[[Item, str], str]] = {
     "coding": _coding,
     "noncompliance": _as_is,
     "reward_model": _as_is,
+    "generation_diversity": _as_is,
 }
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-TASK_TYPES = ("multiple_choice", "exact_match", "f1_match", "coding", "noncompliance", "reward_model")
+TASK_TYPES = ("multiple_choice", "exact_match", "f1_match", "coding", "noncompliance", "reward_model",
+              "generation_diversity")
 SPLITS = ("train", "dev", "test")
 
 
@@ -15,12 +16,16 @@ class Item:
 
     Fields by task type:
       - multiple_choice: ``choices`` maps letters ("A".."E") to option text; ``gold`` is a letter.
-      - exact_match: ``gold`` is the reference answer string (numbers compare numerically).
+      - exact_match: ``gold`` is the reference answer string (numbers compare numerically);
+        ``metadata["answer_type"]`` (TheoremQA: integer, float, bool, list of integer, ...) when the source
+        gives one.
       - f1_match: ``gold`` is a list of alias strings; F1 is the max over aliases.
       - coding: ``gold`` is the test program (defines ``check(candidate)``);
         ``metadata["entry_point"]`` names the function under test.
       - noncompliance: ``gold`` is None; ``metadata["category"]`` names the request category.
       - reward_model: ``gold`` may be None (judged by a reward model).
+      - generation_diversity: ``gold`` is the list of reference responses; the score is how far the output is
+        from them (1 - mean cosine similarity of embeddings, as MoCo scores it).
     ``id`` is unique within (task, split); duplicates in a source get a ``#k`` suffix.
     """
 

@@ -3,7 +3,15 @@
 Importing this package registers one scorer per task type in ``SCORERS``.
 """
 
-from mocoflow.scoring import coding, exact_match, f1_match, multiple_choice, noncompliance, reward_model  # noqa: F401
+from mocoflow.scoring import (  # noqa: F401
+    coding,
+    exact_match,
+    f1_match,
+    generation_diversity,
+    multiple_choice,
+    noncompliance,
+    reward_model,
+)
 from mocoflow.scoring.base import SCORERS, STATUSES, Scorer, ScoreResult, extract_answer, score_item
 from mocoflow.scoring.sandbox import Limits, SandboxResult, run_sandboxed
 

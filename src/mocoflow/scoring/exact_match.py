@@ -1,142 +1,222 @@
-"""Exact-match scoring, numeric-aware.
+"""Exact-match scoring: the final answer, read in an *answer mode*, compared with the gold.
 
-Final-answer extraction: the last ``\\boxed{...}`` (balanced braces, nested braces kept), else the last
-``answer is X`` / ``Answer: X`` / ``#### X``, else (numeric golds) the last number in the text, else
-(other golds) a short whole response. Numbers compare as exact rationals (sign and decimals kept): ``1,000
-== 1000 == 1000.0``, ``$5 == 5``, ``50% == 50``, ``\\frac{1}{2} == 1/2 == 0.5``, ``-3 != 3``, ``3.5 !=
-35``. Other golds (BBH ``(A)``, ``True``, ``valid``) compare as normalised strings: whitespace collapsed,
-lower case, simple LaTeX wrappers and one pair of surrounding parentheses removed, trailing ``.`` dropped.
+Final answer (:mod:`mocoflow.scoring.answer_text`): the last explicit answer (``\\boxed{}`` or an answer
+marker) by position; without one, a short whole response (or its short last line); in number modes, else
+the last number in the text.
+
+Answer modes (:data:`MODES`) say how to read and compare it:
+
+- ``number`` -- exact rational comparison (:mod:`mocoflow.scoring.numeric`): sign and decimals kept,
+  ``1,000 == 1000 == 1000.0``, ``$5 == 5``, ``\\frac{1}{2} == 0.5``, ``3.54e-07 == 0.000000354 ==
+  3.54 \\times 10^{-7}``, ``1,000,000 != 1000``;
+- ``float`` -- as ``number`` with the 1 % relative tolerance of approximate golds (see that module for the
+  convention and why);
+- ``bool`` -- ``True``/``False``/``yes``/``no``, case-free;
+- ``list`` / ``float_list`` -- ordered lists element by element (``[1,6] == [1, 6] == (1, 6) == 1, 6``);
+- ``math`` -- symbolic equivalence by math-verify (:mod:`mocoflow.scoring.math_equivalence`): fractions,
+  roots, sets, intervals, tuples, equations;
+- ``text`` -- normalised strings (whitespace collapsed, lower case, LaTeX wrappers, one pair of surrounding
+  parentheses and a trailing period removed): BBH ``(A)``, ``valid``, Dyck ``) )``;
+- ``auto`` -- for grouping answers without a gold: bool, number, math or text, whichever the answer is.
+
+Where the mode comes from: :func:`declared_mode` reads the task's own ``metadata["answer_type"]``
+(TheoremQA's ``integer``/``float``/``bool``/``list of integer``/``list of float``/``option``) and is
+``auto`` otherwise -- it never looks at the gold, so voting methods can use it (:func:`answer_key`).
+Grading (:func:`grade`) uses the declared mode, else infers it from the gold (:func:`gold_mode`). When an
+answer cannot be read in the mode (a "maybe" for a yes/no gold), it is compared as text: graded, not
+unparseable. ``unparseable`` means no final answer at all.
 """
 
 from __future__ import annotations
 
 import re
 from fractions import Fraction
+from typing import Any
 
 from mocoflow.data.schema import Item
+from mocoflow.scoring.answer_text import boxed_contents, final_answer, normalise_text, short_response, strip_latex
 from mocoflow.scoring.base import SCORERS, Scorer, ScoreResult, graded, unparseable
+from mocoflow.scoring.math_equivalence import looks_mathematical, math_equal, math_key
+from mocoflow.scoring.numeric import (
+    is_scientific,
+    number_in,
+    number_key,
+    numbers_in,
+    numbers_match,
+    parse_number,
+)
 
-_NUM = r"(?:(?<![\w.)])-)?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
-_NUM_RE = re.compile(_NUM)
-_MARKER = re.compile(r"(?:answer\s*(?:is|:)|####)\s*:?\s*(.+)", re.IGNORECASE)
-_FRAC = re.compile(r"^(-?)\\[dt]?frac\{\s*(-?\d+)\s*\}\{\s*(-?\d+)\s*\}$")
-_SLASH = re.compile(r"^(-?\d+)\s*/\s*(-?\d+)$")
-_TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
-_SHORT_WORDS = 6
+__all__ = ["MODES", "ExactMatchScorer", "answer_key", "boxed_contents", "declared_mode", "extract_key",
+           "final_answer", "gold_mode", "grade", "normalise_text", "number_key", "parse_number"]
+
+MODES = ("auto", "number", "float", "bool", "list", "float_list", "math", "text")
+ANSWER_TYPE_MODES = {"integer": "number", "float": "float", "bool": "bool", "list of integer": "list",
+                     "list of float": "float_list", "option": "text"}
+"""TheoremQA-style ``answer_type`` values (MoCo's exact-match metadata) -> answer mode."""
+
+_TRUE, _FALSE = frozenset({"true", "yes"}), frozenset({"false", "no"})
+_NUMBER_MODES = ("number", "float")
+_LIST_MODES = ("list", "float_list")
+_FIRST_WORD = re.compile(r"[a-z]+")
 
 
-def boxed_contents(text: str) -> list[str]:
-    """Contents of every ``\\boxed{...}`` / ``\\fbox{...}`` with balanced braces (nested braces kept)."""
-    out = []
-    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            out.append(text[m.end() : i - 1])
+def declared_mode(metadata: dict[str, Any] | None) -> str:
+    """The answer mode a task declares (``metadata["answer_type"]``), else ``"auto"``; never uses the gold."""
+    answer_type = (metadata or {}).get("answer_type")
+    return ANSWER_TYPE_MODES.get(str(answer_type).strip().lower(), "auto") if answer_type else "auto"
+
+
+def parse_bool(text: str) -> bool | None:
+    """``True``/``yes`` -> True, ``False``/``no`` -> False (the first word, case-free), else None."""
+    m = _FIRST_WORD.match(normalise_text(text))
+    word = m.group(0) if m else ""
+    return True if word in _TRUE else False if word in _FALSE else None
+
+
+def parse_list(text: str) -> list[Fraction | str] | None:
+    """An ordered list written ``[a, b]``, ``(a, b)`` or ``a, b``: numbers exact, other elements as text."""
+    t = strip_latex(text).strip()
+    if len(t) >= 2 and t[0] in "[(" and t[-1] in "])":
+        t = t[1:-1]
+    parts = [p.strip() for p in t.split(",")]
+    if not parts or not all(parts):
+        return None
+    out: list[Fraction | str] = []
+    for part in parts:
+        value = parse_number(part)
+        out.append(value if value is not None else normalise_text(part))
     return out
 
 
-def _strip_latex(s: str) -> str:
-    s = s.strip().strip("$").strip()
-    s = _TEXT.sub(r"\1", s)
-    for tok in ("\\left", "\\right", "\\!", "\\,", "\\;", "\\ ", "^\\circ", "^{\\circ}", "\\%", "\\$"):
-        s = s.replace(tok, "")
-    return s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").strip()
+def gold_mode(gold: str, metadata: dict[str, Any] | None = None) -> str:
+    """The mode to grade ``gold`` in: the declared one, else inferred from the gold's own form."""
+    mode = declared_mode(metadata)
+    if mode != "auto":
+        return mode
+    if normalise_text(gold) in _TRUE | _FALSE:
+        return "bool"
+    if parse_number(gold) is not None:
+        return "float" if is_scientific(gold) else "number"
+    return "math" if looks_mathematical(gold) else "text"
 
 
-def parse_number(s: str) -> Fraction | None:
-    """Exact value of a number string: ``1,000``, ``$5``, ``50%``, ``-0.5``, ``\\frac{1}{2}``, ``1/2``."""
-    t = _strip_latex(s).replace(" ", "")
-    t = t.rstrip(".").lstrip("$").rstrip("%")
-    if t.startswith("-$"):
-        t = "-" + t[2:]
-    m = _FRAC.match(t) or _SLASH.match(t)
-    if m:
-        groups = m.groups()
-        sign = -1 if len(groups) == 3 and groups[0] == "-" else 1
-        num, den = int(groups[-2]), int(groups[-1])
-        return sign * Fraction(num, den) if den else None
-    if re.fullmatch(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+", t):
-        return Fraction(t.replace(",", ""))
+def _segment(output: str, mode: str) -> str | None:
+    seg = final_answer(output)
+    if seg is not None:
+        return seg
+    seg = short_response(output)
+    if mode in (*_NUMBER_MODES, "auto") and (seg is None or not numbers_in(seg)):
+        nums = numbers_in(output)  # a worked solution without a marker: its last number
+        return number_key(nums[-1]) if nums else (seg if mode == "auto" else None)
+    return seg
+
+
+def _number(seg: str) -> Fraction | None:
+    value = number_in(seg)
+    if value is None and looks_mathematical(seg):
+        key = math_key(seg)
+        value = parse_number(key) if key else None
+    return value
+
+
+def _key_in_mode(seg: str, mode: str) -> str | None:
+    if mode in _NUMBER_MODES:
+        value = _number(seg)
+        return number_key(value) if value is not None else normalise_text(seg) or None
+    if mode == "bool":
+        flag = parse_bool(seg)
+        return str(flag) if flag is not None else normalise_text(seg) or None
+    if mode in _LIST_MODES:
+        items = parse_list(seg)
+        if items is None:
+            return normalise_text(seg) or None
+        return "[" + ", ".join(number_key(x) if isinstance(x, Fraction) else x for x in items) + "]"
+    if mode == "math":
+        value = parse_number(seg)
+        if value is not None:
+            return number_key(value)
+        return (math_key(seg) if looks_mathematical(seg) else None) or normalise_text(seg) or None
+    if mode == "text":
+        return normalise_text(seg) or None
+    # auto: whichever the answer itself is
+    if parse_bool(seg) is not None and len(normalise_text(seg).split()) == 1:
+        return str(parse_bool(seg))
+    value = parse_number(seg)
+    if value is None and len(seg.split()) <= 3:
+        value = number_in(seg)
+    if value is not None:
+        return number_key(value)
+    return _key_in_mode(seg, "math")
+
+
+def answer_key(text: str, mode: str = "auto") -> str | None:
+    """The canonical key of the final answer in ``text`` read in ``mode`` (for grouping equal answers, e.g.
+    majority vote): equal answers give equal keys; None when the text states no answer.
+
+    Take ``mode`` from :func:`declared_mode` (the task's metadata), not from the gold."""
+    if mode not in MODES:
+        raise ValueError(f"unknown answer mode {mode!r}; valid: {', '.join(MODES)}")
+    seg = _segment(text, mode)
+    return _key_in_mode(seg, mode) if seg is not None else None
+
+
+def _lists_match(pred: list[Fraction | str], gold: list[Fraction | str], approximate: bool) -> bool:
+    if len(pred) != len(gold):
+        return False
+    for p, g in zip(pred, gold, strict=True):
+        if isinstance(p, Fraction) and isinstance(g, Fraction):
+            if not numbers_match(p, g, approximate=approximate):
+                return False
+        elif (number_key(p) if isinstance(p, Fraction) else p) != (number_key(g) if isinstance(g, Fraction) else g):
+            return False
+    return True
+
+
+def _compare(seg: str, gold: str, mode: str) -> bool | None:
+    """Whether ``seg`` equals ``gold`` in ``mode``; None when ``seg`` cannot be read in that mode."""
+    if mode in _NUMBER_MODES:
+        pred, want = _number(seg), parse_number(gold)
+        if pred is None or want is None:
+            return None
+        return numbers_match(pred, want, approximate=mode == "float" or is_scientific(gold))
+    if mode == "bool":
+        flag, want_flag = parse_bool(seg), parse_bool(gold)
+        return None if flag is None or want_flag is None else flag == want_flag
+    if mode in _LIST_MODES:
+        items, want_items = parse_list(seg), parse_list(gold)
+        if items is None or want_items is None:
+            return None
+        return _lists_match(items, want_items, approximate=mode == "float_list")
+    if mode == "math":
+        pred, want = parse_number(seg), parse_number(gold)
+        if pred is not None and want is not None:
+            return numbers_match(pred, want, approximate=is_scientific(gold))
+        return math_equal(seg, gold)
     return None
 
 
-def _number_in(segment: str) -> Fraction | None:
-    """A number inside a short answer segment: the whole segment, else after the last '=', else the first."""
-    whole = parse_number(segment)
-    if whole is not None:
-        return whole
-    tail = segment.rsplit("=", 1)[-1]
-    whole = parse_number(tail)
-    if whole is not None:
-        return whole
-    nums = _NUM_RE.findall(_strip_latex(tail))
-    return parse_number(nums[0]) if nums else None
-
-
-def final_answer(output: str) -> str | None:
-    """The final-answer segment: last boxed, else last answer marker (to end of line), else None."""
-    boxed = boxed_contents(output)
-    if boxed:
-        return boxed[-1].strip()
-    marked = _MARKER.findall(output)
-    if marked:
-        seg = marked[-1].strip().strip("*").strip()
-        return seg.rstrip(".").strip() or None
-    return None
-
-
-def normalise_text(s: str) -> str:
-    t = " ".join(_strip_latex(s).split()).lower().strip("*").strip()
-    t = t.rstrip(".").strip()
-    if len(t) >= 2 and t[0] == "(" and t[-1] == ")" and "(" not in t[1:-1] and ")" not in t[1:-1]:
-        t = t[1:-1].strip()
-    return t
-
-
-def number_key(value: Fraction) -> str:
-    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
-
-
-def _gold_number(item: Item) -> Fraction | None:
-    return parse_number(str(item.gold))
+def grade(output: str, gold: str, metadata: dict[str, Any] | None = None) -> ScoreResult:
+    """Grade ``output`` against ``gold`` (mode: declared by ``metadata``, else inferred from the gold)."""
+    gold = gold.strip().rstrip(".").strip() or gold  # a gold written as a sentence ("...\end{pmatrix}.")
+    mode = gold_mode(gold, metadata)
+    seg = _segment(output, mode)
+    if seg is None:
+        return unparseable("no final answer found")
+    verdict = _compare(seg, gold, mode)
+    if verdict is None:
+        verdict = normalise_text(seg) == normalise_text(gold)
+    key = _key_in_mode(seg, mode)
+    return graded(verdict, key, detail=f"{mode}: gold {gold!r:.80}")
 
 
 def extract_key(item: Item, output: str) -> str | None:
-    """Canonical answer key: a reduced rational for numeric golds, else the normalised string."""
-    seg = final_answer(output)
-    if _gold_number(item) is not None:
-        if seg is not None:
-            value = _number_in(seg)
-        else:
-            nums = _NUM_RE.findall(_strip_latex(output))
-            value = parse_number(nums[-1]) if nums else None
-        if value is not None:
-            return number_key(value)
-        return (normalise_text(seg) or None) if seg is not None else None
-    if seg is None:
-        stripped = output.strip()
-        lines = [ln for ln in stripped.splitlines() if ln.strip()]
-        if stripped and len(stripped.split()) <= _SHORT_WORDS:
-            seg = stripped
-        elif lines and len(lines[-1].split()) <= _SHORT_WORDS:
-            seg = lines[-1]
-    if seg is None:
-        return None
-    value = parse_number(seg)
-    return number_key(value) if value is not None else (normalise_text(seg) or None)
+    """The answer key of ``output`` in the item's declared mode (never derived from the gold)."""
+    return answer_key(output, declared_mode(item.metadata))
 
 
 class ExactMatchScorer(Scorer):
     def score(self, item: Item, output: str) -> ScoreResult:
-        key = extract_key(item, output)
-        if key is None:
-            return unparseable("no final answer found")
-        gold_num = _gold_number(item)
-        gold_key = number_key(gold_num) if gold_num is not None else normalise_text(str(item.gold))
-        return graded(key == gold_key, key, detail=f"gold {gold_key!r}")
+        return grade(output, str(item.gold), item.metadata)
 
     def extract(self, item: Item, output: str) -> str | None:
         return extract_key(item, output)

@@ -1,25 +1,32 @@
 """SQuAD-style token F1 against a list of gold aliases.
 
-The answer segment is the text after the last ``Answer:`` marker (else the whole output). Normalisation:
-lower case, punctuation removed, articles (a/an/the) removed, whitespace collapsed. ``score`` is the max
-F1 over aliases; ``correct`` is an exact normalised match with any alias, or ``score >=
+Answer segments: the final explicit answer (the last ``\\boxed{}`` -- MoCo's prompts ask for ``\\box{ANSWER}``
+-- or answer marker, cut at the first sentence break; see :mod:`mocoflow.scoring.answer_text`), and the
+marker's whole line and paragraph; without a marker, the first non-empty line and the whole response (so an
+alias that spans lines, ``"New\\nYork"``, can be answered as written). ``score`` is the max F1 over segments
+and aliases. Normalisation: lower case, punctuation removed, articles (a/an/the) removed, whitespace
+(newlines included) collapsed. ``correct`` is an exact normalised match with any alias, or ``score >=
 F1_CORRECT_THRESHOLD``.
+
+Aliases: a list, or one string; a string holding a list literal (JSON or Python syntax, as MoCo's PopQA
+stores them) is parsed into its aliases, never split on commas.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import string
 from collections import Counter
 
+from mocoflow.data.moco_values import parse_alias_literal
 from mocoflow.data.schema import Item
+from mocoflow.scoring.answer_text import final_answer
 from mocoflow.scoring.base import SCORERS, Scorer, ScoreResult, graded, unparseable
 
 F1_CORRECT_THRESHOLD = 0.8
 """Token F1 at or above which an f1_match answer counts as correct (exact alias matches always do)."""
 
-_MARKER = re.compile(r"answer\s*(?:is|:)\s*:?", re.IGNORECASE)
+_MARKER = re.compile(r"\b(?:final\s+)?answer\s*(?:is|was|:|=)\s*:?", re.IGNORECASE)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
 
@@ -30,19 +37,14 @@ def normalise(s: str) -> str:
 
 
 def aliases(gold: object) -> list[str]:
-    """Gold aliases: a list, or a JSON-encoded list string (never split on commas), or one string."""
+    """Gold aliases: a list, or a list literal inside a string (never split on commas), or one string."""
     if isinstance(gold, str):
-        text = gold.strip()
-        if text.startswith("["):
-            try:
-                parsed = json.loads(text)
-            except json.JSONDecodeError:
-                parsed = None
-            if isinstance(parsed, list):
-                return [str(a) for a in parsed]
+        literal = parse_alias_literal(gold)
+        if literal and all(isinstance(a, str) for a in literal):
+            return [a for a in literal if a.strip()]
         return [gold]
     if isinstance(gold, list | tuple):
-        return [str(a) for a in gold]
+        return [str(a) for a in gold if a is not None and str(a).strip()]
     return [] if gold is None else [str(gold)]
 
 
@@ -57,25 +59,41 @@ def token_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def answer_segments(output: str) -> list[str]:
+    """Candidate answer segments, the primary one first (see the module doc); empty when there is no text."""
+    out: list[str] = []
+    primary = final_answer(output)
+    if primary:
+        out.append(primary)
+    markers = list(_MARKER.finditer(output))
+    if markers:
+        rest = output[markers[-1].end():].strip()
+        out += [rest.split("\n")[0], rest.split("\n\n")[0]]
+    else:
+        lines = [ln for ln in output.split("\n") if ln.strip()]
+        out += [lines[0] if lines else "", output]
+    return [s.strip() for s in out if s.strip()]
+
+
 def answer_segment(output: str) -> str:
-    parts = _MARKER.split(output)
-    seg = parts[-1] if len(parts) > 1 else output
-    return seg.strip().splitlines()[0].strip() if seg.strip() else ""
+    """The primary answer segment (the voting key's source)."""
+    segments = answer_segments(output)
+    return segments[0] if segments else ""
 
 
 class F1Scorer(Scorer):
     def score(self, item: Item, output: str) -> ScoreResult:
-        seg = answer_segment(output)
-        if not normalise(seg):
+        segments = [s for s in answer_segments(output) if normalise(s)]
+        if not segments:
             return unparseable("empty answer")
         golds = aliases(item.gold)
         if not golds:
-            return ScoreResult(False, 0.0, normalise(seg), status="error", detail="item has no gold aliases")
-        exact = any(normalise(seg) == normalise(g) for g in golds)
-        best = max(token_f1(seg, g) for g in golds)
-        return graded(
-            exact or best >= F1_CORRECT_THRESHOLD, normalise(seg), detail=f"max F1 {best:.3f}", score=best
-        )
+            return ScoreResult(False, 0.0, normalise(segments[0]), status="error",
+                               detail="item has no gold aliases")
+        exact = any(normalise(s) == normalise(g) for s in segments for g in golds)
+        best = max(token_f1(s, g) for s in segments for g in golds)
+        return graded(exact or best >= F1_CORRECT_THRESHOLD, normalise(segments[0]), detail=f"max F1 {best:.3f}",
+                      score=best)
 
     def extract(self, item: Item, output: str) -> str | None:
         return normalise(answer_segment(output)) or None
