@@ -211,3 +211,132 @@ def test_find_entry_point() -> None:
     assert find_entry_point(mbpp) == "Diff"
     assert find_entry_point("assert is_ok(3) == True") == "is_ok"
     assert find_entry_point("no function here") is None
+
+
+# --------------------------------------------------------------------------- issue 15: loader errors
+
+
+def _set(task_type: str, row: dict[str, Any]) -> dict[str, Any]:
+    good = {"exact_match": {"id": 0, "input": "q", "output": "1"},
+            "f1_match": {"id": 0, "input": "q", "output": ["a"]},
+            "multiple_choice": {"id": 0, "question": "q", "choices": {"A": "x", "B": "y"}, "answer": "A"},
+            "generation_diversity": {"id": 0, "input": "q", "reference": ["r"]}}[task_type]
+    return {"name": "s", "task_type": task_type, "dev": [], "test": [good, row]}
+
+
+@pytest.mark.parametrize(("task_type", "row", "message"), [
+    ("exact_match", {"input": "q", "output": float("nan")},
+     r"s\.json: test\[1\]: field 'output' is nan, not a usable value"),
+    ("exact_match", {"input": "q", "output": float("inf")}, r"test\[1\]: field 'output' is inf"),
+    ("exact_match", {"input": "q", "output": {"value": 3}}, r"test\[1\]: field 'output' must be a string or number"),
+    ("exact_match", {"input": "q", "output": [[1, 2], 3]}, r"test\[1\]: field 'output\[0\]' must be a string"),
+    ("f1_match", {"input": "q", "output": ["Ann", None]}, r"test\[1\]: field 'output\[1\]' is null"),
+    ("f1_match", {"input": "q", "output": ["Ann", ["Anna"]]}, r"test\[1\]: field 'output\[1\]' must be a string"),
+    ("f1_match", {"input": "q", "output": ["Ann", float("nan")]}, r"test\[1\]: field 'output\[1\]' is nan"),
+    ("f1_match", {"input": "q", "output": '["Ann", null]'}, r"test\[1\]: field 'output \(list literal\)\[1\]'"),
+    ("multiple_choice", {"question": "q", "choices": {"A": "x", "B": None}, "answer": "B"},
+     r"test\[1\]: field 'choices\.B' is None but it is the answer"),
+    ("multiple_choice", {"question": "q", "choices": {"A": "x", "B": ["y"]}, "answer": "A"},
+     r"test\[1\]: field 'choices\.B' must be a string or number"),
+    ("multiple_choice", {"question": "q", "choices": {"A": "x", "B": float("nan")}, "answer": "A"},
+     r"test\[1\]: field 'choices\.B' is nan"),
+    ("multiple_choice", {"question": "q", "choices": {"A": "x", "B": "y"}, "answer": 1},
+     r"test\[1\]: field 'answer': integer 1 is not a choice key \(A-B\)\. MoCo compares .* never an index"),
+    ("multiple_choice", {"question": "q", "choices": {"A": "x", "B": "y"}, "answer": True},
+     r"test\[1\]: field 'answer' must be a choice key"),
+    ("multiple_choice", {"question": "q", "choices": {"A": "x", "id": "y"}, "answer": "A"},
+     r"test\[1\]: field 'choices' must hold at least 2 options"),
+    ("multiple_choice", {"question": "q", "choices": {"A": "x", "B": "y", "id": 7}, "answer": "id"},
+     r"test\[1\]: field 'answer': answer 'id' not among choices A-B"),
+    ("generation_diversity", {"input": "q", "reference": "one string"}, r"test\[1\]: field 'reference' must be a list"),
+    ("generation_diversity", {"input": "q", "reference": ["r", None]}, r"test\[1\]: field 'reference\[1\]' is null"),
+    ("exact_match", {"input": "q", "output": "1", "id": {"a": 1}}, r"test\[1\]: field 'id' must be a string"),
+])
+def test_bad_values_name_file_split_index_field(tmp_path: Path, task_type: str, row: dict[str, Any],
+                                                message: str) -> None:
+    path = _write(tmp_path / "s.json", json.dumps(_set(task_type, row)))  # json writes NaN/Infinity literals
+    with pytest.raises(DataError, match=message):
+        load_moco_file(path)
+
+
+def test_numbers_and_booleans_are_written_as_python_writes_them() -> None:
+    rows = [{"id": k, "input": "q", "output": v} for k, v in enumerate([7, 0.5, 1e-07, True, [1, 6]])]
+    items = moco_to_items({"name": "s", "task_type": "exact_match", "test": rows})["test"]
+    assert [i.gold for i in items] == ["7", "0.5", "1e-07", "True", "[1, 6]"]
+
+
+def test_null_gold_follows_the_missing_gold_policy() -> None:
+    data = {"name": "s", "task_type": "f1_match", "test": [{"id": 1, "input": "q", "output": None},
+                                                          {"id": 2, "input": "q", "output": ["a"]}]}
+    assert [i.id for i in moco_to_items(data)["test"]] == ["2"]
+    with pytest.raises(DataError, match=r"test\[0\]: field 'output' is empty"):
+        moco_to_items(data, on_missing_gold="error")
+
+
+def test_integer_answer_names_a_digit_key() -> None:
+    row = {"id": 1, "question": "q", "choices": {"1": "one", "2": "two", "3": "three"}, "answer": 2}
+    item = moco_to_items(_mc([row]))["test"][0]
+    assert item.gold == "B" and item.choices == {"A": "one", "B": "two", "C": "three"}
+
+
+def test_extra_non_letter_choice_keys_are_ignored_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    rows = [{"id": 1, "question": "q", "choices": {"A": "x", "B": "y", "C": "z", "id": "c-17"}, "answer": "C"},
+            {"id": 2, "question": "q", "choices": {"a": "x", "b": "y", "explanation": "..."}, "answer": "b"}]
+    items = moco_to_items(_mc(rows), label="mc.json")["test"]
+    assert items[0].choices == {"A": "x", "B": "y", "C": "z"} and items[0].gold == "C"
+    assert items[0].metadata["ignored_choice_keys"] == ["id"]
+    assert items[1].choices == {"A": "x", "B": "y"} and items[1].gold == "B"
+    assert "mc.json: test: 2 row(s) with ignored non-option key(s) in 'choices'" in caplog.text
+
+
+def test_blank_option_that_is_not_the_answer_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    row = {"id": 1, "question": "q", "choices": {"A": "x", "B": "y", "C": "z", "D": None}, "answer": "A"}
+    item = moco_to_items(_mc([row]), label="mc.json")["test"][0]
+    assert item.choices == {"A": "x", "B": "y", "C": "z"} and item.metadata["dropped_blank_options"] == ["D"]
+    assert "null or blank options dropped" in caplog.text
+
+
+def test_duplicate_option_texts_are_recorded() -> None:
+    row = {"id": 1, "question": "q", "choices": {"A": "Madrid", "B": "Madrid ", "C": "madrid"}, "answer": "A"}
+    item = moco_to_items(_mc([row]))["test"][0]
+    assert item.metadata["duplicate_options"] == [["A", "B"]]  # case matters (ARC genotypes Rr / RR)
+
+
+def test_generation_diversity_rows() -> None:
+    data = {"name": "icd", "task_type": "generation_diversity",
+            "dev": [{"id": 0, "input": "Write a joke.", "output": "", "reference": ["j1", "j2"]}]}
+    item = moco_to_items(data)["dev"][0]
+    assert item.task_type == "generation_diversity" and item.gold == ["j1", "j2"]
+    assert "output" not in item.metadata
+
+
+def test_deep_nesting_is_a_data_error(tmp_path: Path) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    path = _write(tmp_path / "deep.json", '{"name": "d", "task_type": "exact_match", "dev": ' + deep + "}")
+    with pytest.raises(DataError, match=r"deep\.json: JSON nested too deeply .*line 1 column"):
+        load_moco_file(path)
+    row = {"id": 1, "input": "q", "output": "1", "extra": json.loads("[" * 40 + "]" * 40)}
+    path = _write(tmp_path / "deep.json", {"name": "d", "task_type": "exact_match", "dev": [row]})
+    with pytest.raises(DataError, match=r"deep\.json: dev\[0\]: field 'extra' nests lists/objects deeper"):
+        load_moco_file(path)
+
+
+def test_bad_bytes_name_the_byte_offset(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    data = b'{"name": "b",\n "task_type": "exact_match", "dev": [{"input": "caf\xe9"}]}'
+    path.write_bytes(data)
+    offset, column = data.index(b"\xe9"), data.index(b"\xe9") - data.index(b"\n")
+    with pytest.raises(DataError, match=rf"bad\.json: not UTF-8 text: byte 0xe9 at byte offset {offset} \(line 2, "
+                                        rf"column {column}\)"):
+        load_moco_file(path)
+
+
+def test_jsonl_errors_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"input": "q1", "output": "1"}\n\n{"input": "q2", "output": NaN}\n')
+    with pytest.raises(DataError, match=r"rows\.jsonl: test\[1\] \(line 3\): field 'output' is nan"):
+        load_task("rows", {"source": "jsonl", "path": str(path), "task_type": "exact_match"}, cache_dir=tmp_path)
+    path.write_bytes(b'{"input": "q1", "output": "1"}\n{"input": "\xff"}\n')
+    with pytest.raises(DataError, match=r"rows\.jsonl: not UTF-8 text: byte 0xff at byte offset 42 "
+                                        r"\(line 2, column 12\)"):
+        load_task("rows", {"source": "jsonl", "path": str(path), "task_type": "exact_match"}, cache_dir=tmp_path)

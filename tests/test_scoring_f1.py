@@ -78,3 +78,46 @@ def test_extract_key_normalises() -> None:
         == extract_answer(item, "eiffel tower")
         == "eiffel tower"
     )
+
+
+# --------------------------------------------------------------------------- issue 15
+
+
+def _loaded(gold_field: object) -> Item:
+    """An f1_match item as the MoCo loader builds it from a row's gold field."""
+    from mocoflow.data.moco import moco_to_items
+
+    data = {"name": "popqa", "task_type": "f1_match", "test": [{"id": 1, "input": "?", "answers": gold_field}]}
+    return moco_to_items(data, label="popqa.json")["test"][0]
+
+
+FOOTBALL = ["association football", "football", "soccer"]
+
+
+@pytest.mark.parametrize("stored", [json.dumps(FOOTBALL), str(FOOTBALL), FOOTBALL])
+def test_each_alias_alone_scores_one(stored: object) -> None:
+    item = _loaded(stored)  # a list literal inside one string (JSON or Python syntax), or a list
+    assert item.gold == FOOTBALL
+    for alias in FOOTBALL:
+        for output in (alias, f"Answer: {alias}", f"The answer is {alias}.", f"\\box{{{alias}}}"):
+            result = score_item(item, output)
+            assert result.correct and result.score == 1.0, (output, result)
+
+
+def test_scorer_parses_list_literal_gold_too() -> None:
+    item = f1(str(FOOTBALL))  # an item built without the loader
+    assert score_item(item, "soccer").score == 1.0
+    assert aliases("[citation needed]") == ["[citation needed]"]  # not a list literal: one alias
+
+
+def test_alias_with_a_newline() -> None:
+    stored = json.dumps(["New\nYork", "NYC"]).replace("\\n", "\n")  # a raw newline inside the literal
+    item = _loaded(stored)
+    assert item.gold == ["New\nYork", "NYC"]
+    for output in ("New\nYork", "Answer: New\nYork", "New York", "NYC"):
+        assert score_item(item, output).score == 1.0, output
+
+
+def test_sentence_after_the_answer_is_cut() -> None:
+    result = score_item(f1(["Paris"]), "Answer: Paris. It is the capital of France.")
+    assert result.correct and result.score == 1.0

@@ -104,3 +104,75 @@ def test_reward_model_is_skipped_not_faked() -> None:
     assert result.status == "skipped" and not result.correct
     assert result.detail == "reward-model scoring needs judge weights; none configured"
     assert extract_answer(item, "A fine post.") is None
+
+
+# --------------------------------------------------------------------------- issue 15
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("I think the correct one is C, based on the data.", "C"),
+        ("The best option is (B).", "B"),
+        ("The correct option is:\n\nB", "B"),
+        ("b", "B"),  # a whole response that is one letter, either case
+        ("c.", "C"),
+        ("(c)", "C"),
+        ("**Answer:** D", "D"),
+        ("Answer - C", "C"),
+        ("the answer is c.", "C"),  # lower case after a marker, nothing but punctuation after it
+        ("Answer: Berlin", "C"),  # a marker followed by an option's text
+        ("Berlin", "C"),  # the option's text alone
+        ("Madrid.", "D"),
+        ("c) Berlin", "C"),  # lower-case lead followed by that option's own text
+        ("B is correct.", "B"),
+        ("I would go with option D", "D"),
+        ("The answer is (A). Actually, the answer is (D).", "D"),  # the last explicit answer wins
+        ("Answer: A\nOn reflection, option D is correct.", "D"),
+    ],
+)
+def test_parses_more_forms(output: str, expected: str) -> None:
+    assert parse_choice(mc(), output) == expected
+
+
+@pytest.mark.parametrize("output", [
+    "the answer is a bit unclear",  # lower-case article after "answer is" followed by a word
+    "Vitamin C is correct for scurvy.",  # a capital inside a name is not a letter statement
+    "a",  # 'a' is a letter here, but not a valid key of a two-option item (see below)
+])
+def test_letters_in_prose_are_not_answers(output: str) -> None:
+    two = mc(gold="B", choices={"B": "yes", "C": "no"})
+    assert parse_choice(two, output) is None
+
+
+def test_option_text_that_looks_like_a_letter() -> None:
+    # BLEnD Th-en-48: option B's text is "a*"; the response "a*" is that text, not letter A in bold
+    blend = mc(gold="B", choices={"A": "1", "B": "a*", "C": "a+", "D": "certificate of merit"})
+    assert parse_choice(blend, "a*") == "B" and parse_choice(blend, "a") == "A"
+    # an option whose text is itself a letter: a bare letter stays a letter
+    odd = mc(gold="A", choices={"A": "B", "B": "C", "C": "D"})
+    assert parse_choice(odd, "B") == "B"
+
+
+def test_case_sensitive_option_texts() -> None:
+    # ARC Mercury_7238945: genotypes differ only by case
+    arc = mc(gold="C", choices={"A": "R", "B": "rr", "C": "Rr", "D": "RR"})
+    assert parse_choice(arc, "Rr") == "C" and parse_choice(arc, "RR") == "D" and parse_choice(arc, "rr") == "B"
+
+
+def test_option_text_inside_a_longer_option_does_not_count() -> None:
+    item = mc(gold="A", choices={"A": "0.8 lb", "B": "8 lb", "C": "80 lb"})
+    assert parse_choice(item, "The weight is 0.8 lb in total.") == "A"
+
+
+def test_duplicate_option_texts_are_one_answer() -> None:
+    # CulturalBench-Hard 671: options B and C are both "Madrid"
+    item = Item(id="q", task="t", split="test", task_type="multiple_choice", question="?",
+                choices={"A": "Andalusian", "B": "Madrid", "C": "Madrid", "D": "Pais Vasco"}, gold="C",
+                metadata={"duplicate_options": [["B", "C"]]})
+    for output in ("Madrid", "Answer: B", "Answer: C"):
+        result = score_item(item, output)
+        assert result.correct and result.parsed == "B", (output, result)
+        assert "identical text" in result.detail
+    assert not score_item(item, "Answer: A").correct
+    assert extract_answer(item, "Answer: C") == extract_answer(item, "Madrid") == "B"

@@ -14,8 +14,8 @@ Responses written per item (the gold, as a model that knows it would answer):
 - coding, noncompliance, reward_model, generation_diversity: no gold answer to write back (``n/a``).
 
 A set passes when every required column (all but multiple choice's text-alone one) is 100 %. Exit status
-1 when a set fails or cannot be loaded. This is a tool on top of ``data`` and ``scoring`` (it imports the
-scorers); nothing in the pipeline imports it.
+1 when a set fails or cannot be loaded, 2 when the target is neither a folder nor a file. This is a tool on
+top of ``data`` and ``scoring`` (it imports the scorers); nothing in the pipeline imports it.
 """
 
 from __future__ import annotations
@@ -177,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--show-failures", type=int, default=3, metavar="N", help="failing examples per column")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    results = run_check(args.target, args.show_failures)
+    try:
+        results = run_check(args.target, args.show_failures)
+    except DataError as err:
+        log.error("%s", err)
+        return 2
     print(format_table(results, markdown=args.markdown))
     for r in results:
         for col, examples in r.failures.items():

@@ -17,7 +17,8 @@ eval.py``) and the published files use them:
   BLEnD repeats the options inside the question text; that inline copy is cut off
   (``metadata["inline_options_stripped"] = True``) so prompts do not list the options twice.
 - exact_match: ``input``, ``output`` (the gold; ``answer_type`` such as TheoremQA's ``float`` /
-  ``list of integer`` stays in ``metadata``).
+  ``list of integer`` stays in ``metadata``). A flat JSON list gold is written as ``[a, b]`` (the form
+  TheoremQA uses as text); a nested one is a DataError.
 - f1_match: ``input``, ``output`` (or ``answers`` / ``answer``): a list of aliases, one string, or -- as
   MoCo's PopQA -- a list literal inside one string (``"[\\"football\\", \\"soccer\\"]"``, JSON or Python
   syntax), which is parsed into aliases (never split on commas). Aliases may contain newlines.
@@ -150,7 +151,10 @@ def _exact_match(row: dict[str, Any], where: str) -> dict[str, Any]:
     gold = row[field]
     if is_empty(gold):
         raise _MissingGold(field)
-    text = scalar_text(gold, where, field)
+    if isinstance(gold, list):  # a list answer given as a JSON list (TheoremQA writes "[1, 6]" as text)
+        text = "[" + ", ".join(scalar_text(x, where, f"{field}[{k}]") for k, x in enumerate(gold)) + "]"
+    else:
+        text = scalar_text(gold, where, field)
     meta = _extras(row, {qfield, field})
     if "answer_type" in meta and not isinstance(meta["answer_type"], str):
         raise DataError(f"{where}: field 'answer_type' must be a string, got {short_repr(meta['answer_type'])}")

@@ -92,7 +92,7 @@ def gold_aliases(gold: Any, where: str, field: str) -> list[str]:
         values, names = gold, [f"{field}[{k}]" for k in range(len(gold))]
     else:
         literal = parse_alias_literal(gold) if isinstance(gold, str) else None
-        if literal and all(isinstance(a, str) for a in literal):
+        if literal:  # each element is checked below: null or nested ones are errors
             values, names = literal, [f"{field} (list literal)[{k}]" for k in range(len(literal))]
         else:
             values, names = [gold], [field]
@@ -177,7 +177,7 @@ def normalise_choices(raw: Any, answer: Any, where: str) -> tuple[dict[str, str]
     gold = _answer_key(answer, keys, where) if len(keys) >= 2 else None
     blank = [k for k, v in options.items() if v is None or (isinstance(v, str) and not v.strip())]
     if gold in blank:
-        raise DataError(f"{where}: field 'choices[{originals[gold]!r}]' is {short_repr(options[gold])} but it is "
+        raise DataError(f"{where}: field 'choices.{originals[gold]}' is {short_repr(options[gold])} but it is "
                         f"the answer")
     if blank:  # an option that is not there (culturalbench_hard dev[221] has D: null): drop it, say so
         meta["dropped_blank_options"] = [originals[k] for k in blank]
@@ -185,7 +185,7 @@ def normalise_choices(raw: Any, answer: Any, where: str) -> tuple[dict[str, str]
     if len(keys) < 2 or gold is None:
         raise DataError(f"{where}: field 'choices' must hold at least 2 options keyed A.. or 1.., got keys "
                         f"{[str(k) for k in raw]}")
-    texts = {k: scalar_text(options[k], where, f"choices[{originals[k]!r}]") for k in keys}
+    texts = {k: scalar_text(options[k], where, f"choices.{originals[k]}") for k in keys}
     if all(k.isdigit() for k in keys):  # ARC: "1".."4" -> "A".."D" in numeric order, answer remapped
         order = sorted(keys, key=int)
         mapping = dict(zip(order, _letter_keys(len(order)), strict=True))
@@ -196,7 +196,7 @@ def normalise_choices(raw: Any, answer: Any, where: str) -> tuple[dict[str, str]
         choices = dict(sorted(texts.items()))
     by_text: dict[str, list[str]] = {}
     for letter, text in choices.items():
-        by_text.setdefault(" ".join(text.split()).casefold(), []).append(letter)
+        by_text.setdefault(" ".join(text.split()), []).append(letter)  # case matters: ARC's Rr vs RR
     duplicates = [letters for letters in by_text.values() if len(letters) > 1]
     if duplicates:
         meta["duplicate_options"] = duplicates

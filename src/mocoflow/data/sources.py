@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from mocoflow.data.moco import DataError, moco_to_items, read_moco_json
+from mocoflow.data.moco import DataError, moco_to_items, read_jsonl_rows, read_moco_json
 from mocoflow.data.schema import SPLITS, Item
-from mocoflow.io import atomic_path, read_jsonl
+from mocoflow.io import atomic_path
 from mocoflow.registry import Registry
 
 __all__ = ["SOURCES", "DataError", "SourceFn", "fetch_file", "load_task", "sha256_file"]
@@ -203,14 +203,12 @@ def _is_canonical(row: dict[str, Any]) -> bool:
     return {"id", "task", "split", "task_type", "question"} <= set(row)
 
 
-def _read_jsonl_rows(path: Path) -> list[dict[str, Any]]:
-    try:
-        rows = read_jsonl(path)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise DataError(f"{path.name}: {err}") from None
-    for index, row in enumerate(rows):
+def _read_jsonl_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) per non-blank line; bad bytes, bad JSON and non-objects name the line."""
+    rows = read_jsonl_rows(path)
+    for lineno, row in rows:
         if not isinstance(row, dict):
-            raise DataError(f"{path.name}: line {index + 1}: row must be a JSON object")
+            raise DataError(f"{path.name}: line {lineno}: row must be a JSON object")
     return rows
 
 
@@ -233,29 +231,33 @@ def jsonl_source(spec: dict[str, Any], *, cache_dir: Path) -> dict[str, list[Ite
     path = Path(str(_require_key("jsonl", spec, "path"))).expanduser()
     out: dict[str, list[Item]] = {s: [] for s in SPLITS}
     for file, default_split in _jsonl_files(path, spec):
-        rows = _read_jsonl_rows(file)
+        numbered = _read_jsonl_rows(file)
+        rows = [row for _, row in numbered]
         canonical = [r for r in rows if _is_canonical(r)]
         if canonical and len(canonical) != len(rows):
             raise DataError(f"{file.name}: mixes canonical items and MoCo-like rows")
         if canonical:
-            for index, row in enumerate(canonical):
+            for lineno, row in numbered:
                 try:
                     item = Item.from_dict(row)
                 except (TypeError, ValueError) as err:
-                    raise DataError(f"{file.name}: line {index + 1}: {err}") from None
+                    raise DataError(f"{file.name}: line {lineno}: {err}") from None
                 out[item.split].append(item)
             continue
         grouped: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
+        lines: dict[str, list[int]] = {}
+        for lineno, row in numbered:
             split = str(row.get("split", default_split))
             grouped.setdefault(split, []).append({k: v for k, v in row.items() if k != "split"})
+            lines.setdefault(split, []).append(lineno)
         bad = set(grouped) - set(SPLITS)
         if bad:
             raise DataError(f"{file.name}: field 'split': unknown split(s) {sorted(bad)}; valid: {SPLITS}")
         if not spec.get("task_type"):
             raise DataError(f"{file.name}: config key 'task_type' is required for MoCo-like rows")
         converted = moco_to_items({"task_type": spec["task_type"], **grouped}, task=file.stem,
-                                  label=file.name, on_missing_gold=spec.get("on_missing_gold", "drop"))
+                                  label=file.name, on_missing_gold=spec.get("on_missing_gold", "drop"),
+                                  lines=lines)
         for split, items in converted.items():
             out[split].extend(items)
     return _filter_domain(out, spec.get("domain"), path.name)

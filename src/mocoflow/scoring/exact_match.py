@@ -58,6 +58,7 @@ _TRUE, _FALSE = frozenset({"true", "yes"}), frozenset({"false", "no"})
 _NUMBER_MODES = ("number", "float")
 _LIST_MODES = ("list", "float_list")
 _FIRST_WORD = re.compile(r"[a-z]+")
+_NEGATION = re.compile(r"\b(?:not|never|neither|nor)\b|n't\b")
 
 
 def declared_mode(metadata: dict[str, Any] | None) -> str:
@@ -67,10 +68,15 @@ def declared_mode(metadata: dict[str, Any] | None) -> str:
 
 
 def parse_bool(text: str) -> bool | None:
-    """``True``/``yes`` -> True, ``False``/``no`` -> False (the first word, case-free), else None."""
-    m = _FIRST_WORD.match(normalise_text(text))
+    """``True``/``yes`` -> True, ``False``/``no`` -> False: the first word (case-free), else the one of
+    ``true``/``false`` a negation-free answer contains ("The statement is true."); else None."""
+    t = normalise_text(text)
+    m = _FIRST_WORD.match(t)
     word = m.group(0) if m else ""
-    return True if word in _TRUE else False if word in _FALSE else None
+    if word in _TRUE | _FALSE:
+        return word in _TRUE
+    found = {w == "true" for w in re.findall(r"\b(?:true|false)\b", t)}
+    return found.pop() if len(found) == 1 and not _NEGATION.search(t) else None
 
 
 def parse_list(text: str) -> list[Fraction | str] | None:
@@ -142,8 +148,8 @@ def _key_in_mode(seg: str, mode: str) -> str | None:
     if parse_bool(seg) is not None and len(normalise_text(seg).split()) == 1:
         return str(parse_bool(seg))
     value = parse_number(seg)
-    if value is None and len(seg.split()) <= 3:
-        value = number_in(seg)
+    if value is None and not looks_mathematical(seg) and len(seg.split()) <= 3:
+        value = number_in(seg)  # "10 apples", "$5 each"
     if value is not None:
         return number_key(value)
     return _key_in_mode(seg, "math")

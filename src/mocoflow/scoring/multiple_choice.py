@@ -30,18 +30,21 @@ from mocoflow.scoring.base import SCORERS, Scorer, ScoreResult, graded, unparsea
 _BOLD = r"(?:\*\*|\*)?"
 # a letter: parenthesised/bracketed in either case, a capital standing alone, or a lower-case letter that
 # nothing but punctuation or the end follows
-_LETTER = (_BOLD + r"(?:\(([A-Za-z])\)|\[([A-Za-z])\]|([A-Z])(?![A-Za-z0-9])|([a-z])(?=[ \t]*(?:$|\n|[.,;:!?)\]*])))"
-           + _BOLD)
+_LETTER = (_BOLD + r"[ \t]*(?:\(([A-Za-z])\)|\[([A-Za-z])\]|([A-Z])(?![A-Za-z0-9])"
+           r"|([a-z])(?=[ \t]*(?:$|\n|[.,;:!?)\]*])))" + _BOLD)
 _OPTION_WORD = r"(?:(?i:option|choice|letter)\s+)?"
 _EXPLICIT = re.compile("|".join([
     # "Answer: B", "the answer is (C)", "final answer would be option D"
-    r"(?i:answer)\s*(?i:is|was|would\s+be|should\s+be|will\s+be|:|=)\s*[:\-]?\s*" + _OPTION_WORD + _LETTER,
+    r"(?i:answer)" + _BOLD + r"\s*(?i:is|was|would\s+be|should\s+be|will\s+be|:|=|-)\s*[:\-]?" + _BOLD + r"\s*"
+    + _OPTION_WORD + _LETTER,
     # "the correct one is C", "the best option is C", "right answer: C"
     r"(?i:correct|right|best|true)\s+(?i:one|option|choice|answer|letter)\s*(?i:is|would\s+be|should\s+be|:|=)"
-    r"\s*" + _OPTION_WORD + _LETTER,
+    r"\s*:?\s*" + _OPTION_WORD + _LETTER,
     # "option C is correct", "choice (B) is the right one"
     r"(?i:option|choice|answer|letter)\s+" + _LETTER + r"\s+(?i:is|would\s+be|seems)\s+(?i:the\s+)?"
     r"(?i:correct|right|best|true)",
+    # "C is correct." at the start of a sentence (a capital letter only)
+    r"(?:^|(?<=[\n.!?])\s*)" + _BOLD + r"\(?([A-Z])\)?" + _BOLD + r"\s+(?i:is)\s+(?i:the\s+)?(?i:correct|right)\b",
     # "I choose C", "I would go with option B"
     r"(?i:\bI(?:'d|\s+would|\s+will)?\s+(?:choose|pick|select|go\s+with))\s+" + _OPTION_WORD + _LETTER,
     r"\\boxed\{\s*(?:\\text\{)?\s*\(?([A-Za-z])\)?\s*\}?\s*\}",
