@@ -146,7 +146,10 @@ def _cell(tally: list[int] | None) -> str:
     if not tally:
         return "n/a"
     correct, total = tally
-    return f"{100 * correct / total:.1f}% ({correct}/{total})" if total else "n/a"
+    if not total:
+        return "n/a"
+    share = (1000 * correct // total) / 10  # rounded down: 1999/2000 is 99.9 %, never 100.0 %
+    return f"{share:.1f}% ({correct}/{total})"
 
 
 def format_table(results: list[SetResult], markdown: bool = False) -> str:
