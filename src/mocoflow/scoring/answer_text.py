@@ -27,26 +27,33 @@ _LATEX_NOISE = ("\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\ ", "^\\circ
                 "\\displaystyle")
 
 
-def _balanced(text: str, start: int) -> int | None:
-    """Index just past the brace that closes the one opened before ``start``; None when unbalanced."""
-    depth, i = 1, start
+def _closing_braces(text: str) -> dict[int, int]:
+    """Index of each ``{`` -> index just past its matching ``}`` (escaped ``\\{``/``\\}`` skipped); one pass."""
+    out: dict[int, int] = {}
+    stack: list[int] = []
+    i = 0
     while i < len(text):
         ch = text[i]
-        if ch == "\\" and i + 1 < len(text):  # escaped brace \{ \} does not count
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in "{}":
             i += 2
             continue
-        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            out[stack.pop()] = i + 1
         i += 1
-        if depth == 0:
-            return i
-    return None
+    return out
 
 
 def boxed_spans(text: str) -> list[tuple[int, str]]:
     """(position, content) of every balanced ``\\boxed{...}`` / ``\\box{...}`` / ``\\fbox{...}``."""
+    matches = list(_BOX.finditer(text))
+    if not matches:
+        return []
+    closing = _closing_braces(text)
     out = []
-    for m in _BOX.finditer(text):
-        end = _balanced(text, m.end())
+    for m in matches:
+        end = closing.get(m.end() - 1)
         if end is not None:
             out.append((m.start(), text[m.end() : end - 1]))
     return out
@@ -57,11 +64,18 @@ def boxed_contents(text: str) -> list[str]:
     return [content for _, content in boxed_spans(text)]
 
 
-def _marker_segment(text: str, end: int) -> str:
-    rest = text[end:]
-    line, _, after = rest.partition("\n")
-    if not line.strip():  # "Answer:\n42": the answer is on the next non-empty line
-        line = next((ln for ln in after.split("\n") if ln.strip()), "")
+def _line_at(text: str, start: int, bound: int) -> tuple[str, int]:
+    """The text from ``start`` to the end of its line (at most to ``bound``), and where the next line starts."""
+    stop = text.find("\n", start, bound)
+    return (text[start:bound], bound) if stop < 0 else (text[start:stop], stop + 1)
+
+
+def _marker_segment(text: str, end: int, bound: int) -> str:
+    """A marker's answer: the rest of its line, else the next non-empty line; never past ``bound`` (the next
+    marker), so each character is read once however many markers a line holds."""
+    line, nxt = _line_at(text, end, bound)
+    while not line.strip() and nxt < bound:  # "Answer:\n42": the answer is on the next non-empty line
+        line, nxt = _line_at(text, nxt, bound)
     seg = _SENTENCE_BREAK.split(line.strip(), maxsplit=1)[0]
     return seg.strip().strip("*").strip().rstrip(".").strip()
 
@@ -69,7 +83,9 @@ def _marker_segment(text: str, end: int) -> str:
 def explicit_answers(text: str) -> list[tuple[int, str]]:
     """Every explicit answer (boxed content or marker segment) with its position, in text order."""
     found = [(pos, content.strip()) for pos, content in boxed_spans(text)]
-    found += [(m.start(), _marker_segment(text, m.end())) for m in _MARKER.finditer(text)]
+    markers = list(_MARKER.finditer(text))
+    bounds = [m.start() for m in markers[1:]] + [len(text)] * bool(markers)
+    found += [(m.start(), _marker_segment(text, m.end(), bound)) for m, bound in zip(markers, bounds, strict=True)]
     return sorted((pos, seg) for pos, seg in found if seg)
 
 

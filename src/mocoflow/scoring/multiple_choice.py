@@ -22,6 +22,8 @@ answer: the parsed letter is the first of its group, and it is correct when the 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from itertools import accumulate
 
 from mocoflow.data.schema import Item
 from mocoflow.scoring.answer_text import final_answer
@@ -89,16 +91,26 @@ def _by_whole_text(text: str, valid: dict[str, str], case_free: bool = True) -> 
 
 def _by_option_text(text: str, valid: dict[str, str]) -> str | None:
     """The one option whose text occurs in ``text`` (word-bounded, case-free), ignoring occurrences that lie
-    inside an occurrence of a longer option."""
+    inside an occurrence of a longer option (``8 lb`` inside ``0.8 lb``)."""
     low = text.casefold()
-    spans: list[tuple[int, int, str]] = []
+    spans: dict[str, list[tuple[int, int]]] = {}
     for letter, option in valid.items():
         opt = _squash(option).casefold()
         if opt:
-            spans += [(m.start(), m.end(), letter)
-                      for m in re.finditer(r"(?<!\w)" + re.escape(opt) + r"(?!\w)", low)]
-    kept = {letter for s, e, letter in spans
-            if not any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) for s2, e2, _ in spans)}
+            found = [(m.start(), m.end()) for m in re.finditer(r"(?<!\w)" + re.escape(opt) + r"(?!\w)", low)]
+            if found:
+                spans[letter] = found
+    kept = set()
+    for letter, occurrences in spans.items():
+        size = len(_squash(valid[letter]))
+        longer = sorted(sp for other, sps in spans.items() if len(_squash(valid[other])) > size for sp in sps)
+        starts = [st for st, _ in longer]
+        reach = list(accumulate((en for _, en in longer), max))  # furthest end among spans starting so far
+        for start, end in occurrences:
+            k = bisect_right(starts, start)
+            if k == 0 or reach[k - 1] < end:  # not inside any longer option's occurrence
+                kept.add(letter)
+                break
     texts = {_squash(valid[k]) for k in kept}
     return min(kept) if len(texts) == 1 else None
 
