@@ -340,3 +340,13 @@ def test_jsonl_errors_name_the_line(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"rows\.jsonl: not UTF-8 text: byte 0xff at byte offset 42 "
                                         r"\(line 2, column 12\)"):
         load_task("rows", {"source": "jsonl", "path": str(path), "task_type": "exact_match"}, cache_dir=tmp_path)
+
+
+def test_multi_answer_rows_follow_the_missing_gold_policy(caplog: pytest.LogCaptureFixture) -> None:
+    rows = [{"id": 1, "question": "q", "choices": {"A": "x", "B": "y", "C": "z"}, "answer": ["A", "C"]},
+            {"id": 2, "question": "q", "choices": {"A": "x", "B": "y"}, "answer": ["B"]}]
+    items = moco_to_items(_mc(rows), label="agieval.json")["test"]
+    assert [(i.id, i.gold) for i in items] == [("2", "B")]
+    assert "dropped 1 row(s) whose field 'answer' lists 2 answer keys" in caplog.text
+    with pytest.raises(DataError, match=r"agieval\.json: test\[0\]: field 'answer' lists 2 answer keys"):
+        moco_to_items(_mc(rows), label="agieval.json", on_missing_gold="error")

@@ -41,11 +41,12 @@ answer is always a choice key, never an index. An integer is accepted only where
 fix in the message.
 
 Defects handled: missing ids become ``f"{split}-{index}"``; duplicate ids inside a split get a ``#k``
-suffix (the first keeps its id; ``metadata["source_id"]`` keeps the original); rows whose gold field is
-absent-as-null or empty (``null``, ``""``, ``[]``) are dropped with a warning (``on_missing_gold="drop"``,
-the default; MATH has 12 such rows) or rejected (``"error"``). Every other malformed value raises
-:class:`DataError` naming the file, split, row index (and line, for JSONL) and field; a file that is not
-UTF-8 names the byte offset, line and column of the first bad byte.
+suffix (the first keeps its id; ``metadata["source_id"]`` keeps the original); rows without a single gold
+answer -- a gold field that is ``null``, ``""`` or ``[]``, or a multiple-choice answer listing several keys
+(MoCo compares the answer with one letter, so such rows can never score there) -- are dropped with a warning
+(``on_missing_gold="drop"``, the default; MATH has 12 such rows) or rejected (``"error"``). Every other
+malformed value raises :class:`DataError` naming the file, split, row index (and line, for JSONL) and field;
+a file that is not UTF-8 names the byte offset, line and column of the first bad byte.
 """
 
 from __future__ import annotations
@@ -86,11 +87,13 @@ _GOLD_FIELDS = ("output", "answers", "answer")
 
 
 class _MissingGold(Exception):
-    """Internal: a row's gold field is present but empty (null, '', [])."""
+    """Internal: a row has no single gold answer (its gold field is null, '', [], or -- multiple choice -- it
+    lists several answer keys, which MoCo's scorer can never match)."""
 
-    def __init__(self, field: str) -> None:
+    def __init__(self, field: str, reason: str = "is empty (no gold answer)") -> None:
         super().__init__(field)
         self.field = field
+        self.reason = reason
 
 
 # --------------------------------------------------------------------------- values
@@ -133,6 +136,10 @@ def _multiple_choice(row: dict[str, Any], where: str) -> dict[str, Any]:
     answer = _require(row, "answer", where)
     if is_empty(answer):
         raise _MissingGold("answer")
+    if isinstance(answer, list):  # AGIEval-style multi-answer rows: a one-key list is that key
+        if len(answer) > 1:
+            raise _MissingGold("answer", f"lists {len(answer)} answer keys (multi-answer rows are not graded)")
+        answer = answer[0]
     choices, gold, meta = normalise_choices(raw, answer, where)
     stripped = _INLINE_OPTIONS.sub("", question)
     if stripped != question and stripped.strip():
@@ -300,7 +307,7 @@ def _convert_split(rows: Any, *, task: str, split: str, task_type: str, label: s
         raise DataError(f"{label}: {split}: must be a list of rows, got {type(rows).__name__}")
     convert = _CONVERTERS[task_type]
     kept: list[tuple[int, str, dict[str, Any]]] = []
-    dropped: list[int] = []
+    dropped: dict[str, list[int]] = {}
     flagged: dict[str, list[int]] = {}
     for index, row in enumerate(rows):
         where = f"{label}: {split}[{index}]" + (f" (line {lines[index]})" if lines else "")
@@ -311,17 +318,17 @@ def _convert_split(rows: Any, *, task: str, split: str, task_type: str, label: s
             fields = convert(row, where)
         except _MissingGold as missing:
             if on_missing_gold == "error":
-                raise DataError(f"{where}: field {missing.field!r} is empty (no gold answer)") from None
-            dropped.append(index)
+                raise DataError(f"{where}: field {missing.field!r} {missing.reason}") from None
+            dropped.setdefault(f"field {missing.field!r} {missing.reason}", []).append(index)
             continue
         for flag in _FLAGS:
             if flag in fields["metadata"]:
                 flagged.setdefault(flag, []).append(index)
         fields["metadata"]["source_index"] = index
         kept.append((index, _row_id(row, split, index, where), fields))
-    if dropped:
-        log.warning("%s: %s: dropped %d row(s) with an empty gold field (indices %s)", label, split,
-                    len(dropped), dropped[:20])
+    for why, indices in dropped.items():
+        log.warning("%s: %s: dropped %d row(s) whose %s (indices %s)", label, split, len(indices), why,
+                    indices[:20])
     for flag, indices in flagged.items():
         example = kept[[k for k, _, _ in kept].index(indices[0])][2]["metadata"][flag]
         log.warning("%s: %s: %d row(s) with %s (indices %s; e.g. %s)", label, split, len(indices), _FLAGS[flag],
