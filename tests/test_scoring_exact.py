@@ -111,6 +111,9 @@ def em_typed(gold: str, answer_type: str) -> Item:
         ("12", "The answer is 12. Wait, I made an error: the answer is 13.", False),
         ("13", r"\boxed{12} is what I first wrote; the final answer is 13", True),
         ("13", "Answer:\n13", True),  # the answer on the line after a bare marker
+        ("13", "The answer is not 12, it is 13.", True),  # a negated marker states no answer
+        ("12", "Final Answer: The final answer is $12$. I hope it is correct.", True),  # Minerva's format
+        ("0.75", r"Answer: $\frac{3}{4}$ or 0.75", True),  # a LaTeX fraction is one number
         # scientific notation (math-verify alone reads 3.54e-07 as 3.54)
         ("3.54e-07", "Answer: 0.000000354", True),
         ("3.54e-07", r"Answer: 3.54 \times 10^{-7}", True),
@@ -212,3 +215,14 @@ def test_answer_key_mode_never_comes_from_the_gold() -> None:
     assert answer_key("no answer here at all, just words and more words") is None
     with pytest.raises(ValueError, match="unknown answer mode"):
         answer_key("Answer: 1", "fuzzy")
+
+
+def test_number_keys_are_canonical() -> None:
+    from fractions import Fraction
+
+    from mocoflow.scoring.numeric import number_key
+
+    keys = {v: number_key(v) for v in (Fraction(3, 4), Fraction(-1, 2), Fraction(177, 500000000), Fraction(1, 3))}
+    assert keys == {Fraction(3, 4): "0.75", Fraction(-1, 2): "-0.5", Fraction(177, 500000000): "0.000000354",
+                    Fraction(1, 3): "1/3"}
+    assert all(parse_number(k) == v for v, k in keys.items())

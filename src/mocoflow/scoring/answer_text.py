@@ -5,7 +5,8 @@ prompts ask for ``\\box{ANSWER}``) and answer markers (``Answer: X``, ``the answ
 X``, ``#### X``). The **last explicit answer in the text wins**, by position, even when two markers share a
 line ("The answer is 12. Wait, I made an error: the answer is 13." -> "13"). A marker's answer runs to the
 end of its line (or, after a bare ``Answer:``, the next non-empty line) and stops at the first sentence
-break (". " before a capital), so trailing commentary is not part of it.
+break (". " before a capital), so trailing commentary is not part of it. A negated marker ("the answer is
+not 12, it is 13") states no answer.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ _MARKER = re.compile(
     r"|(?:^|(?<=\s))####)\s*:?[ \t]*",
     re.IGNORECASE,
 )
+_NEGATED = re.compile(r"(?:not|never|neither)\b", re.IGNORECASE)  # "the answer is not 12, it is 13"
 _SENTENCE_BREAK = re.compile(r"[.!?;]\s+(?=[A-Z])")
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
 _LATEX_NOISE = ("\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\ ", "^\\circ", "^{\\circ}", "\\%", "\\$",
@@ -86,7 +88,7 @@ def explicit_answers(text: str) -> list[tuple[int, str]]:
     markers = list(_MARKER.finditer(text))
     bounds = [m.start() for m in markers[1:]] + [len(text)] * bool(markers)
     found += [(m.start(), _marker_segment(text, m.end(), bound)) for m, bound in zip(markers, bounds, strict=True)]
-    return sorted((pos, seg) for pos, seg in found if seg)
+    return sorted((pos, seg) for pos, seg in found if seg and not _NEGATED.match(seg))
 
 
 def final_answer(text: str) -> str | None:

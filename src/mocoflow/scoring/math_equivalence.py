@@ -24,6 +24,7 @@ from fractions import Fraction
 from typing import Any
 
 from mocoflow.scoring.answer_text import strip_latex
+from mocoflow.scoring.numeric import number_key
 
 log = logging.getLogger("mocoflow.scoring.math")
 
@@ -90,5 +91,5 @@ def math_key(text: str) -> str | None:
     expr = parsed[0]
     if getattr(expr, "is_Number", False) and getattr(expr, "is_finite", False):
         value = Fraction(int(expr.p), int(expr.q)) if getattr(expr, "is_Rational", False) else Fraction(str(expr))
-        return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+        return number_key(value)
     return str(expr)

@@ -31,8 +31,9 @@ _MANTISSA = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d*)?|\.\d+)"
 _EXP_E = r"[eE][+-]?\d+"
 _EXP_TIMES = (r"\s*(?:\\times|\\cdot|×|x|\*)\s*10\s*(?:\^|\*\*)\s*"
               r"(?:\{\s*([+-]?\d+)\s*\}|\(\s*([+-]?\d+)\s*\)|([+-]?\d+))")
+_FRACTION_TOKEN = r"\\[dt]?frac\{\s*-?\d+\s*\}\{\s*-?\d+\s*\}|(?<![\d./])\d+\s*/\s*\d+(?![\d./])"
 _NUMBER = re.compile(
-    rf"(?:(?<![\w.)\]}}])-)?{_MANTISSA}(?:{_EXP_E}|{_EXP_TIMES})?(?![\d])"
+    rf"(?:(?<![\w.)\]}}])-)?(?:{_FRACTION_TOKEN}|{_MANTISSA}(?:{_EXP_E}|{_EXP_TIMES})?(?![\d]))"
 )
 _WHOLE = re.compile(rf"^(-?)({_MANTISSA})(?:({_EXP_E})|{_EXP_TIMES})?$")
 _FRAC = re.compile(r"^(-?)\\frac\{\s*(-?\d+)\s*\}\{\s*(-?\d+)\s*\}$")
@@ -69,8 +70,9 @@ def parse_number(s: str) -> Fraction | None:
 
 
 def numbers_in(text: str) -> list[Fraction]:
-    """Every number written in ``text`` (LaTeX wrappers removed), in order."""
-    clean = strip_latex(text).replace("\\frac", "")
+    """Every number written in ``text`` (LaTeX wrappers removed), in order; ``\\frac{3}{4}`` and ``3/4`` are
+    one number each."""
+    clean = strip_latex(text)
     out = []
     for m in _NUMBER.finditer(clean):
         value = parse_number(m.group(0))
@@ -102,5 +104,19 @@ def numbers_match(pred: Fraction, gold: Fraction, *, approximate: bool) -> bool:
 
 
 def number_key(value: Fraction) -> str:
-    """Canonical text of an exact value: ``"12"``, ``"-1/2"``."""
-    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+    """Canonical text of an exact value: ``"12"``, ``"-0.5"``, ``"0.000000354"`` (terminating decimals written
+    out), ``"1/3"`` (others as a reduced fraction)."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    den, twos, fives = value.denominator, 0, 0
+    while den % 2 == 0:
+        den, twos = den // 2, twos + 1
+    while den % 5 == 0:
+        den, fives = den // 5, fives + 1
+    if den != 1:
+        return f"{value.numerator}/{value.denominator}"
+    places = max(twos, fives)
+    scaled = abs(value.numerator) * (10**places // value.denominator)
+    digits = str(scaled).rjust(places + 1, "0")
+    text = f"{digits[:-places]}.{digits[-places:]}".rstrip("0").rstrip(".")
+    return f"-{text}" if value < 0 else text
