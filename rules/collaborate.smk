@@ -49,11 +49,13 @@ rule merge_dev:
 
 
 rule collaborate:
-    """One configured method (a run) on one pool and one task."""
+    """One configured method (a run) on one pool and one task: predictions, what the run decided (per seed)
+    and its cost."""
     input:
         unpack(collaborate_inputs),
     output:
         preds=f"{RESULTS}/runs/{{run}}/{{pool}}/{{task}}/test.jsonl",
+        decisions=f"{RESULTS}/runs/{{run}}/{{pool}}/{{task}}/decisions.json",
         usage=f"{RESULTS}/runs/{{run}}/{{pool}}/{{task}}/usage.json",
     log:
         f"{RESULTS}/logs/collaborate/{{run}}/{{pool}}/{{task}}.log",
@@ -75,4 +77,4 @@ rule collaborate:
     shell:
         "OMP_NUM_THREADS={threads} python -m mocoflow.stages.collaborate --params {params.spec:q}"
         " --cards {input.cards} --dev {input.dev} --test {input.test} --gens {params.gens:q} {params.merged}"
-        " --out {output.preds} --usage {output.usage} 2> {log}"
+        " --out {output.preds} --decisions {output.decisions} --usage {output.usage} 2> {log}"

@@ -117,3 +117,16 @@ def test_missing_generation_is_a_clear_error():
     ctx = make_ctx({"a": {"test": {}}}, {"dev": [], "test": [mc_item(0, "test")]}, ["a"])
     with pytest.raises(MethodError, match="no shared generation for model 'a'"):
         METHODS.get("majority_vote")({}).run(ctx)
+
+
+def test_majority_vote_key_takes_the_format_from_metadata_not_gold():
+    """Answers 9 / '7 apples' / 7: numeric keys make 7 win (2 votes), text keys tie (the first wins)."""
+    for fmt, gold, winner in (("numeric", None, "m2"), ("text", "7", "m1"), ("numeric", "seven", "m2")):
+        test = [Item(id="x", task="t", split="test", task_type="exact_match", question="q", gold=gold,
+                     metadata={"answer_format": fmt})]
+        gens = {m: {"test": {"x": rec(o)}} for m, o in (("m1", "Answer: 9"), ("m2", "Answer: 7 apples"),
+                                                        ("m3", "Answer: 7"))}
+        ctx = make_ctx(gens, {"dev": [], "test": test}, ["m1", "m2", "m3"])
+        (pred,) = METHODS.get("majority_vote")({}).run(ctx)
+        assert pred["answered_by"] == winner, (fmt, gold)
+        assert ctx.decisions["reliance"] == {m: float(m == winner) for m in ("m1", "m2", "m3")}

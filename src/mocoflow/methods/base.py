@@ -24,6 +24,9 @@ class Need(enum.Enum):
     SAME_ARCHITECTURE = "same_architecture"  # weight-level: parameters must align
     MERGED_MODEL = "merged_model"  # weight-level: a merge rule builds a model first
     MODELS = "models"  # loads pool models itself (generates new text)
+    # the gold answers of the TEST items (only reference rows such as oracle_router): every other method
+    # gets test items with ``gold`` removed (dev keeps its gold), so no prediction can depend on test gold
+    TEST_GOLD = "test_gold"
 
 
 class MethodError(RuntimeError):
@@ -155,6 +158,8 @@ class MergeContext:
     engine_factory: ``path -> Engine`` without a response cache (candidate weights are swapped in place).
     score: ``(item, output) -> correct``; None means the task's scorer (``methods.common.score_output``).
     seed: seed for stochastic merges (search, drop masks, swarms).
+    decisions: what the merge decided (coefficients, ``reliance``; see ``RunContext.decide``); the merge
+    stage writes them into the merged model's card and the collaborate stage into the run's decisions.json.
     """
 
     dev_items: list[Item] = field(default_factory=list)
@@ -162,6 +167,11 @@ class MergeContext:
     engine_factory: Any = None
     score: Any = None
     seed: int = 0
+    decisions: dict[str, Any] = field(default_factory=dict)
+
+    def decide(self, **entries: Any) -> None:
+        """Record the merge's decisions (JSON-serialisable); later calls update earlier keys."""
+        self.decisions.update(entries)
 
 
 class MergeMethod(Method):
@@ -192,6 +202,7 @@ class MergeMethod(Method):
 
         if ctx.merged_model is None:
             raise MethodError(f"{self.name}: the merged model is missing (the merge rule did not run)")
+        ctx.decide(**(ctx.merged_model.card.get("decisions") or {}))  # what the merge stage decided
         engine = ctx.engines.get(ctx.merged_model)
         items = ctx.items["test"]
         gens = engine.generate([build_prompt(i) for i in items], ctx.decoding,

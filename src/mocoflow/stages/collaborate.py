@@ -1,4 +1,13 @@
-"""Run one collaboration method on one pool and one task; write predictions and the job's cost."""
+"""Run one collaboration method on one pool and one task; write predictions, decisions and the job's cost.
+
+What a method sees: the dev split with its gold, and the test split WITHOUT gold (``Item.gold`` is None),
+unless the method declares ``Need.TEST_GOLD`` (the oracle router, a reference row). Exact-match items carry
+``metadata["answer_format"]`` (declared by the data, else the task's format on dev; see
+``methods.common``), so no answer parsing needs the gold.
+
+``decisions.json`` (beside the predictions): what the run decided, per seed (``ctx.decide``):
+``{"run", "method", "pool", "task", "seeds": [...], "by_seed": {"<seed>": {...}}}``.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mocoflow.data.schema import Item
 from mocoflow.engines.base import DecodingConfig, Usage
 from mocoflow.engines.loader import make_engine
 from mocoflow.io import by_seed, read_jsonl, write_json, write_jsonl
 from mocoflow.methods import METHODS
-from mocoflow.methods.base import EngineProvider, RunContext
+from mocoflow.methods.base import EngineProvider, Method, Need, RunContext
+from mocoflow.methods.common import task_answer_format, with_answer_format, without_gold
 from mocoflow.models import ModelRef
 from mocoflow.stages.common import job_seeds, json_arg, parser, read_items, setup_logging
 
@@ -42,8 +53,19 @@ def generations_for_seed(seeded: dict[int, Generations], seed: int) -> Generatio
     raise ValueError(f"shared generations have seeds {sorted(seeded)}, not the run's seed {seed}")
 
 
+def method_items(method: Method, split_items: dict[str, list[Item]]) -> dict[str, list[Item]]:
+    """The items a method may see: exact-match items with the task's answer format (from dev), and the
+    test split without gold unless the method needs it (``Need.TEST_GOLD``)."""
+    fmt = task_answer_format(split_items.get("dev", []))
+    out = {split: with_answer_format(items, fmt) for split, items in split_items.items()}
+    if Need.TEST_GOLD not in method.needs:
+        out["test"] = without_gold(out["test"])
+    return out
+
+
 def collaborate(params: dict[str, Any], cards: list[Path], items: dict[str, Path], gens: dict[str, str],
-                merged_card: Path | None, out: Path, usage_path: Path) -> None:
+                merged_card: Path | None, out: Path, usage_path: Path, decisions_path: Path | None = None
+                ) -> None:
     method = METHODS.get(params["method"])(params.get("method_params", {}))
     specs = params.get("model_specs", {})
     pool = [ModelRef.from_card(c) for c in cards]
@@ -55,11 +77,12 @@ def collaborate(params: dict[str, Any], cards: list[Path], items: dict[str, Path
                                                       cache_dir=cache_dir, device=device))
     decoding = DecodingConfig.from_dict(params["decoding"])
     seeds = job_seeds(params, decoding.seed)
-    split_items = {split: read_items(path) for split, path in items.items()}
+    split_items = method_items(method, {split: read_items(path) for split, path in items.items()})
     test_ids = [i.id for i in split_items["test"]]
     generations = load_generations(gens)
     merged = ModelRef.from_card(merged_card) if merged_card else None
     rows: list[dict[str, Any]] = []
+    decisions: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
     for seed in seeds:  # engines are shared across seeds: each model still loads once per job
         ctx = RunContext(
@@ -72,8 +95,12 @@ def collaborate(params: dict[str, Any], cards: list[Path], items: dict[str, Path
         if [p["id"] for p in preds] != test_ids:
             raise RuntimeError(f"{params['method']} returned predictions for different items than the test split")
         rows += [{**p, "run": params["run"], "pool": params["pool"], "seed": seed} for p in preds]
+        decisions[str(seed)] = ctx.decisions
     seconds = time.perf_counter() - t0
     write_jsonl(out, rows)
+    write_json(decisions_path or out.with_name("decisions.json"),
+               {"run": params["run"], "method": params["method"], "pool": params["pool"],
+                "task": params["task"], "seeds": seeds, "by_seed": decisions})
     usage = Usage()
     for engine in provider.loaded().values():
         usage.add(engine.usage)
@@ -95,13 +122,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--merged-card", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--usage", type=Path, required=True)
+    p.add_argument("--decisions", type=Path, help="decisions.json (default: beside --out)")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
     from mocoflow.gpu import claim_devices
 
     with claim_devices(int(args.params.get("gpus", 0))):
         collaborate(args.params, args.cards, {"dev": args.dev, "test": args.test}, args.gens, args.merged_card,
-                    args.out, args.usage)
+                    args.out, args.usage, args.decisions)
 
 
 if __name__ == "__main__":

@@ -134,9 +134,10 @@ def model_loads(ctx: RunContext) -> int:
 # -- answers and voting -------------------------------------------------------------------------------------
 
 def answer_key(item: Item, text: str) -> str | None:
-    from mocoflow.scoring import extract_answer
+    """The gold-free answer key (``methods.common.answer_key``: format from the item's metadata)."""
+    from mocoflow.methods.common import answer_key as key
 
-    return extract_answer(item, text)
+    return key(item, text)
 
 
 def vote_index(keys: Sequence[str | None], priority: Sequence[Any]) -> int | None:
@@ -148,6 +149,15 @@ def vote_index(keys: Sequence[str | None], priority: Sequence[Any]) -> int | Non
     top = max(counts.values())
     candidates = [i for i, k in enumerate(keys) if k is not None and counts[k] == top]
     return max(candidates, key=lambda i: priority[i])
+
+
+def decide_winners(ctx: RunContext, preds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Record ``reliance``: the share of items on which each pool model's answer won (``answered_by``, the
+    agent whose text is the prediction); returns ``preds``."""
+    from mocoflow.methods.common import reliance_from_counts
+
+    ctx.decide(reliance=reliance_from_counts([r.name for r in ctx.pool], [p["answered_by"] for p in preds]))
+    return preds
 
 
 def clip(text: str, max_chars: int) -> str:

@@ -1,7 +1,8 @@
 """Majority vote over the pool's shared generations.
 
-Each model's answer is reduced to a canonical key by the task's scorer (``extract_answer``), so
-"1,000" and "1000" vote together. Unparseable answers never win. Ties are broken deterministically:
+Each model's answer is reduced to a canonical key by the task's scorer (``methods.common.answer_key``: the
+scorer's extraction in the task's answer format, never the test item's gold), so "1,000" and "1000" vote
+together. Unparseable answers never win. Ties are broken deterministically:
 by the earliest model in pool order among the tied answers' supporters (``tie_break: "pool_order"``, the
 default), or by the supporter with the highest dev accuracy, then pool order (``tie_break: "dev_accuracy"``;
 reads the shared dev generations).
@@ -47,8 +48,8 @@ class MajorityVote(Method):
     Params = MajorityVoteParams
 
     def run(self, ctx: RunContext) -> list[dict[str, Any]]:
+        from mocoflow.methods.common import answer_key, reliance_from_counts
         from mocoflow.methods.text._shared import vote_index
-        from mocoflow.scoring import extract_answer
 
         p: MajorityVoteParams = self.params
         if p.tie_break not in ("pool_order", "dev_accuracy"):
@@ -59,7 +60,7 @@ class MajorityVote(Method):
         out = []
         for item in ctx.items["test"]:
             recs = [ctx.gen(ref.name, "test", item.id) for ref in ctx.pool]
-            keys = [extract_answer(item, r["output"]) for r in recs]
+            keys = [answer_key(item, r["output"]) for r in recs]
             winner = vote(keys) if p.tie_break == "pool_order" else vote_index(keys, priority)
             # all unparseable: pass the first model's output through (it scores as unparseable)
             chosen = recs[winner if winner is not None else 0]
@@ -67,4 +68,8 @@ class MajorityVote(Method):
             out.append(prediction(item.id, chosen["output"], votes=votes,
                                   answered_by=ctx.pool[winner if winner is not None else 0].name,
                                   **reused_costs(recs)))
+        names = [ref.name for ref in ctx.pool]
+        # reliance: the share of items on which each model's answer won (its text is the prediction)
+        ctx.decide(reliance=reliance_from_counts(names, [p["answered_by"] for p in out]),
+                   unanimous=sum(p["votes"] == len(names) for p in out) / max(1, len(out)))
         return out
