@@ -263,6 +263,38 @@ def test_swarm_graph_decoding_is_a_dag_ending_at_the_output_node():
         assert all(pos[j] < pos[k] for j, k in edges)
 
 
+def test_swarm_graphs_always_contain_every_pool_model():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    for n in (2, 3, 4):
+        for _ in range(30):
+            order, edges = decode(rng.uniform(-1, 1, n + n * n), n)
+            assert sorted(order) == list(range(n))
+            # every node but the last passes its answer on, so every model reaches the output node
+            assert {j for j, _ in edges} == set(order[:-1])
+        # all edge weights negative: the old decoder kept the last node alone
+        order, edges = decode(np.concatenate([np.arange(n, dtype=float), -np.ones(n * n)]), n)
+        assert len(order) == n and len(edges) == n - 1
+
+
+def test_swarm_succeeds_where_only_a_graph_of_two_models_can():
+    """Each model alone is wrong; revising after reading any peer makes it right. Every decoded graph holds
+    both models, so every seed's graph (even one random particle, no search) is right on test."""
+
+    def needs_a_peer(wrong: str):
+        return lambda prompt: "Answer: A" if "Answers from other agents" in prompt else f"Answer: {wrong}"
+
+    models = {"x": needs_a_peer("B"), "y": needs_a_peer("C")}
+    for seed in range(6):
+        pool = Pool(models, n_dev=1, n_test=2)
+        ctx = pool.ctx()
+        ctx.seed = seed
+        preds = METHODS.get("heterogeneous_swarms")({"particles": 1, "iterations": 0}).run(ctx)
+        assert outputs(preds) == ["Answer: A"] * 2, f"seed {seed}: {preds[0]['graph']}"
+        assert sorted(ctx.decisions["graph"]["order"]) == ["x", "y"]
+
+
 def test_swarm_finds_a_graph_that_is_right_on_dev_and_uses_it_on_test():
     models = {"wrong": always("B"), "copier": copy_first_peer, "right": always("A")}
     pool = Pool(models, n_dev=3, n_test=3, round0={"copier": always("C")})

@@ -3,7 +3,9 @@ for Multi-LLM Systems"; MoCo ``heterogeneous_swarms``), role step: the graph of 
 optimised with particle swarm optimisation (PSO) on dev, then the best graph runs on test.
 
 A particle is a vector in [-1, 1]^(n + n*n): n priorities and an n x n edge-weight matrix. It decodes to a
-DAG: nodes are ordered by priority (ascending), and j passes to k when j comes before k and ``W[j, k] > 0``.
+DAG over ALL n pool models (as MoCo's graphs, which always use every model): nodes are ordered by priority
+(ascending), j passes to k when j comes before k and ``W[j, k] > 0``, and a node other than the last that
+passes to nobody passes to its later node with the largest ``W[j, k]``, so every node reaches the last one.
 Nodes that nobody passes to answer with their shared round-0 generation (reused); every other node, in
 topological order, revises given its predecessors' answers (one batched ``generate`` call per node over all
 items). The output is the last node's answer. Fitness is dev accuracy against gold (node outputs are
@@ -39,21 +41,19 @@ class SwarmParams:
 
 
 def decode(x: Any, n: int) -> Graph:
-    """Particle -> (node order, edges). Only edges between nodes upstream of the last node are kept."""
+    """Particle -> (node order, edges) over all ``n`` nodes. Every node but the last passes to at least one
+    later node (its positive-weight edges, else its largest-weight one), so every node is upstream of the
+    last node and contributes to the answer."""
     import numpy as np
 
     order = tuple(int(k) for k in np.argsort(x[:n], kind="stable"))
-    pos = {k: i for i, k in enumerate(order)}
-    w = x[n:].reshape(n, n)
-    edges = {(j, k) for j in range(n) for k in range(n) if j != k and pos[j] < pos[k] and w[j, k] > 0}
-    keep, stack = {order[-1]}, [order[-1]]
-    while stack:
-        k = stack.pop()
-        for j, t in edges:
-            if t == k and j not in keep:
-                keep.add(j)
-                stack.append(j)
-    return tuple(k for k in order if k in keep), frozenset((j, k) for j, k in edges if j in keep and k in keep)
+    w = np.asarray(x[n:]).reshape(n, n)
+    edges = set()
+    for i, j in enumerate(order[:-1]):
+        later = order[i + 1:]
+        out = [k for k in later if w[j, k] > 0]
+        edges |= {(j, k) for k in (out or [max(later, key=lambda k: (w[j, k], -order.index(k)))])}
+    return order, frozenset(edges)
 
 
 class GraphRunner:
@@ -154,6 +154,7 @@ class HeterogeneousSwarms(Method):
                 ledger.reuse(item.id, ctx.gen(names[k], "test", item.id))
         graph_desc = {"order": [names[k] for k in order],
                       "edges": sorted(f"{names[j]}->{names[k]}" for j, k in edges)}
+        ctx.decide(graph=graph_desc, dev_accuracy=dev_acc, graphs_evaluated=evaluated)
         return [prediction(item.id, out, answered_by=names[order[-1]], graph=graph_desc,
                            dev_accuracy=dev_acc, graphs_evaluated=evaluated, **ledger[item.id])
                 for item, out in zip(items, outs, strict=True)]
