@@ -113,6 +113,7 @@ def test_router_sends_held_out_domain_items_to_the_model_right_on_that_domain(me
     assert preds["tx"]["router_features"] == embedder
     assert preds["tx"]["training_seconds"] > 0
     assert preds["ty"]["generated_tokens"] == 5 and preds["ty"]["new_generated_tokens"] == 0
+    assert ctx.decisions["kind"] == "router" and ctx.decisions["reliance"] == {"b": 0.5, "a": 0.5}
 
 
 @pytest.mark.parametrize("method", ["trained_router", "graph_router"])
@@ -165,5 +166,6 @@ def test_oracle_is_any_correct():
     assert [p["answered_by"] for p in preds] == ["a", "b", "c", "a"]
     assert [p["output"] for p in preds] == ["Answer: A"] * 3 + ["Answer: B"]
     assert [p["models_correct"] for p in preds] == [1, 1, 1, 0]
+    assert ctx.decisions["reliance"] == {"a": 0.5, "b": 0.25, "c": 0.25}
     assert all(p["reference"] == "upper_bound_uses_gold" for p in preds)
     assert preds[0]["generated_tokens"] == 3

@@ -76,6 +76,10 @@ def test_cascade_defers_exactly_items_below_each_models_own_threshold():
     assert [preds[f"test{i}"]["deferrals"] for i in range(4)] == [0, 1, 2, 1]
     # costs count every model consulted
     assert preds["test2"]["generated_tokens"] == 9 and preds["test0"]["generated_tokens"] == 3
+    # decisions: weak deferred 3 of the 4 items it saw, mid 1 of 3; answers came 1/4 weak, 2/4 mid, 1/4 strong
+    assert ctx.decisions["kind"] == "router" and ctx.decisions["order"] == ["weak", "mid", "strong"]
+    assert ctx.decisions["defer_rate"] == {"weak": 0.75, "mid": pytest.approx(1 / 3)}
+    assert ctx.decisions["reliance"] == {"strong": 0.25, "weak": 0.25, "mid": 0.5}
 
 
 def test_vote_ignores_unparseable_and_breaks_ties_by_pool_order():

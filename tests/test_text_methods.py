@@ -97,6 +97,18 @@ def test_debate_agent_given_a_peers_correct_answer_changes_its_own():
     assert preds[0]["new_generated_tokens"] > 0 and preds[0]["generated_tokens"] > preds[0]["new_generated_tokens"]
 
 
+def test_debate_records_whose_answer_won_the_vote():
+    models = {"right": always("A"), "follower": persuadable, "wrong": always("B")}
+    pool = Pool(models)
+    ctx = pool.ctx()
+    METHODS.get("debate")({"rounds": 1, "final": "vote"}).run(ctx)
+    # right and follower both say A after one round; the tie between them goes to right (dev accuracy)
+    assert ctx.decisions["reliance"] == {"right": 1.0, "follower": 0.0, "wrong": 0.0}
+    summary = Pool(models).ctx()
+    METHODS.get("debate")({"rounds": 1}).run(summary)  # a summariser reads everyone: no reliance recorded
+    assert "reliance" not in summary.decisions and summary.decisions["final_writer"] == ["right"]
+
+
 def test_debate_summariser_is_best_on_dev():
     pool = Pool({"wrong": always("B"), "right": always("A")})
     preds = run("debate", pool, {"rounds": 1})

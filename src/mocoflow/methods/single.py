@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mocoflow.methods.base import Method, Need, RunContext, prediction, register
-from mocoflow.methods.common import best_on_dev, reused_costs
+from mocoflow.methods.common import best_on_dev, reliance_from_counts, reused_costs
 
 
 @register
@@ -22,4 +22,5 @@ class SingleBest(Method):
         for item in ctx.items["test"]:
             rec = ctx.gen(chosen, "test", item.id)
             out.append(prediction(item.id, rec["output"], answered_by=chosen, **reused_costs([rec])))
+        ctx.decide(reliance=reliance_from_counts([r.name for r in ctx.pool], [chosen] * len(out)), chosen=chosen)
         return out

@@ -33,7 +33,7 @@ import numpy as np
 
 from mocoflow.data.schema import Item
 from mocoflow.methods.base import MethodError, RunContext, prediction
-from mocoflow.methods.common import dev_accuracy, reused_costs
+from mocoflow.methods.common import dev_accuracy, reliance_from_counts, reused_costs
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +192,8 @@ def route_by_probability(ctx: RunContext, probs: np.ndarray, weight: float, feat
         out.append(prediction(item.id, rec["output"], answered_by=name, router_features=features,
                               p_correct=round(float(probs[row, names.index(name)]), 4),
                               training_seconds=round(training_seconds, 4), **reused_costs([rec])))
+    ctx.decide(kind="router", reliance=reliance_from_counts(names, [p["answered_by"] for p in out]),
+               router_features=features, cost_weight=weight)
     return out
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mocoflow.methods.base import Method, Need, RunContext, prediction, register
-from mocoflow.methods.common import dev_accuracy, dev_correctness, prompts_for, reused_costs
+from mocoflow.methods.common import dev_accuracy, dev_correctness, prompts_for, reliance_from_counts, reused_costs
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,16 @@ def ask_confidences(engine: Any, prompts: list[str], answers: list[str]) -> tupl
     return confs, tokens
 
 
+def defer_rates(order: list[str], deferrals: list[int]) -> dict[str, float | None]:
+    """Per non-final model (cascade order): the share of the items that reached it which it deferred to the
+    next model (None when no item reached it)."""
+    out: dict[str, float | None] = {}
+    for k, name in enumerate(order[:-1]):
+        reached = [d for d in deferrals if d >= k]
+        out[name] = sum(d > k for d in reached) / len(reached) if reached else None
+    return out
+
+
 @register
 class Cascade(Method):
     name = "cascade"
@@ -113,8 +123,15 @@ class Cascade(Method):
 
     def run(self, ctx: RunContext) -> list[dict[str, Any]]:
         order, taus = self.thresholds(ctx)
-        if self.params.confidence == "just_ask":
-            return self._run_just_ask(ctx, order, taus)
+        out = self._run_just_ask(ctx, order, taus) if self.params.confidence == "just_ask" else \
+            self._run_logprob(ctx, order, taus)
+        ctx.decide(kind="router", order=order,
+                   thresholds={n: (None if math.isinf(t) else t) for n, t in taus.items()},
+                   defer_rate=defer_rates(order, [p["deferrals"] for p in out]),
+                   reliance=reliance_from_counts([r.name for r in ctx.pool], [p["answered_by"] for p in out]))
+        return out
+
+    def _run_logprob(self, ctx: RunContext, order: list[str], taus: dict[str, float]) -> list[dict]:
         out = []
         for item in ctx.items["test"]:
             consulted = []

@@ -15,7 +15,7 @@ from typing import Any
 
 from mocoflow.methods.api._shared import pool_ref, question_text
 from mocoflow.methods.base import Method, Need, RunContext, prediction, register
-from mocoflow.methods.common import best_on_dev, dev_accuracy
+from mocoflow.methods.common import best_on_dev, dev_accuracy, reliance_from_counts
 
 TEMPLATE = (
     "You are a router. Pick the model most likely to answer the question correctly.\n\n"
@@ -90,4 +90,7 @@ class PromptRouting(Method):
                     new_generated_tokens=reply.generated_tokens,
                 )
             )
+        ctx.decide(kind="router", router=router.name,
+                   reliance=reliance_from_counts(names, [p["answered_by"] for p in out]),
+                   route_parsed=sum(p["route_parsed"] for p in out) / max(1, len(out)))
         return out

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mocoflow.methods.base import Method, Need, RunContext, prediction, register
-from mocoflow.methods.common import reused_costs
+from mocoflow.methods.common import reliance_from_counts, reused_costs
 
 
 @dataclass(frozen=True)
@@ -42,4 +42,6 @@ class RandomRouter(Method):
             rec = ctx.gen(ref.name, "test", item.id)
             out.append(prediction(item.id, rec["output"], answered_by=ref.name, reference="lower_bound",
                                   **reused_costs([rec])))
+        ctx.decide(kind="router", reliance=reliance_from_counts([r.name for r in ctx.pool],
+                                                                [p["answered_by"] for p in out]))
         return out

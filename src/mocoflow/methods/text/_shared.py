@@ -151,12 +151,17 @@ def vote_index(keys: Sequence[str | None], priority: Sequence[Any]) -> int | Non
     return max(candidates, key=lambda i: priority[i])
 
 
-def decide_winners(ctx: RunContext, preds: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Record ``reliance``: the share of items on which each pool model's answer won (``answered_by``, the
-    agent whose text is the prediction); returns ``preds``."""
+def decide_winners(ctx: RunContext, preds: list[dict[str, Any]], *, voted: bool = True) -> list[dict[str, Any]]:
+    """Record what decided the final answers and return ``preds``. After a vote (``voted``): ``reliance``,
+    the share of items on which each pool model's answer won (``answered_by``). Otherwise one model wrote
+    every final answer from everyone's answers (a summariser, the best agent): ``final_writer`` only, since
+    the answers still rest on the whole pool."""
     from mocoflow.methods.common import reliance_from_counts
 
-    ctx.decide(reliance=reliance_from_counts([r.name for r in ctx.pool], [p["answered_by"] for p in preds]))
+    if voted:
+        ctx.decide(reliance=reliance_from_counts([r.name for r in ctx.pool], [p["answered_by"] for p in preds]))
+    else:
+        ctx.decide(final_writer=sorted({p["answered_by"] for p in preds}))
     return preds
 
 

@@ -23,6 +23,7 @@ from mocoflow.methods.text._shared import (
     Ledger,
     answer_key,
     clip,
+    decide_winners,
     final_vote,
     generate_by_model,
     round0,
@@ -109,6 +110,6 @@ class BBMAS(Method):
                                                                                                strict=True))]
         answers = [[latest[i][k] for i in range(len(items))] for k in range(len(agents))]
         chosen = final_vote(ctx, items, agents, answers)
-        return [prediction(item.id, text, answered_by=by, rounds=rounds_used[i], posts=len(boards[i]),
-                           **ledger[item.id])
-                for i, (item, (text, by)) in enumerate(zip(items, chosen, strict=True))]
+        return decide_winners(ctx, [prediction(item.id, text, answered_by=by, rounds=rounds_used[i],
+                                               posts=len(boards[i]), **ledger[item.id])
+                                    for i, (item, (text, by)) in enumerate(zip(items, chosen, strict=True))])

@@ -18,6 +18,7 @@ from mocoflow.methods.text._shared import (
     Ledger,
     best_model,
     candidates_prompt,
+    decide_winners,
     exchange_round,
     final_vote,
     round0,
@@ -78,5 +79,6 @@ class Debate(Method):
             for item, g in zip(items, gens, strict=True):
                 ledger.new(item.id, g)
             chosen = [(g.text, judge.name) for g in gens]
-        return [prediction(item.id, text, answered_by=by, rounds=p.rounds, **ledger[item.id])
-                for item, (text, by) in zip(items, chosen, strict=True)]
+        return decide_winners(ctx, [prediction(item.id, text, answered_by=by, rounds=p.rounds, **ledger[item.id])
+                                    for item, (text, by) in zip(items, chosen, strict=True)],
+                              voted=p.final == "vote")

@@ -21,6 +21,7 @@ from mocoflow.methods.text._shared import (
     Ledger,
     best_model,
     clip,
+    decide_winners,
     final_vote,
     generate_by_model,
     round0,
@@ -113,5 +114,6 @@ class Feedback(Method):
             best = best_model(ctx)
             k = agents.index(best)
             chosen = [(answers[k][i], best.name) for i in range(len(items))]
-        return [prediction(item.id, text, answered_by=by, **ledger[item.id])
-                for item, (text, by) in zip(items, chosen, strict=True)]
+        return decide_winners(ctx, [prediction(item.id, text, answered_by=by, **ledger[item.id])
+                                    for item, (text, by) in zip(items, chosen, strict=True)],
+                              voted=p.final == "vote")

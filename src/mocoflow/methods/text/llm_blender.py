@@ -25,6 +25,7 @@ from mocoflow.methods.text._shared import (
     Ledger,
     best_model,
     candidates_prompt,
+    decide_winners,
     pairwise_preferences,
     round0,
 )
@@ -92,9 +93,9 @@ class LLMBlender(Method):
         for item in items:
             ledger.prompt_only(item.id, per_item)
         if not p.fuse:
-            return [prediction(item.id, cands[i][ranks[i][0]], answered_by=names[ranks[i][0]],
-                               ranking=[names[k] for k in ranks[i]], **ledger[item.id])
-                    for i, item in enumerate(items)]
+            return decide_winners(ctx, [prediction(item.id, cands[i][ranks[i][0]], answered_by=names[ranks[i][0]],
+                                                   ranking=[names[k] for k in ranks[i]], **ledger[item.id])
+                                        for i, item in enumerate(items)])
         fuser = best_model(ctx, p.fuser)
         prompts = [candidates_prompt(item, [cands[i][k] for k in ranks[i][:max(1, p.top_k)]], p.max_chars,
                                      FUSE_TASK) for i, item in enumerate(items)]

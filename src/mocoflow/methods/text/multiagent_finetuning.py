@@ -32,6 +32,7 @@ from mocoflow.methods.text._shared import (
     Ledger,
     TrainBudget,
     answer_key,
+    decide_winners,
     dev_priority,
     exchange_round,
     final_vote,
@@ -147,5 +148,6 @@ class MultiagentFinetuning(Method):
                                      progress=f"{ctx.run} round {r + 1} (tuned)")
         chosen = final_vote(ctx, items, agents, answers)
         share = train_seconds / max(1, len(items))
-        return [prediction(item.id, text, answered_by=by, training_seconds=share, train_examples=examples,
-                           **ledger[item.id]) for item, (text, by) in zip(items, chosen, strict=True)]
+        return decide_winners(ctx, [prediction(item.id, text, answered_by=by, training_seconds=share,
+                                               train_examples=examples, **ledger[item.id])
+                                    for item, (text, by) in zip(items, chosen, strict=True)])

@@ -20,6 +20,7 @@ from mocoflow.methods.common import prompts_for
 from mocoflow.methods.text._shared import (
     Ledger,
     answer_key,
+    decide_winners,
     dev_priority,
     generate_by_model,
     round0,
@@ -86,4 +87,4 @@ class SLMMux(Method):
             assert best is not None
             _, name, text, conf = best
             out.append(prediction(item.id, text, answered_by=name, confidence=conf, **ledger[item.id]))
-        return out
+        return decide_winners(ctx, out)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mocoflow.methods.base import Method, MethodError, Need, RunContext, prediction, register
-from mocoflow.methods.text._shared import Ledger, exchange_round, final_vote, round0
+from mocoflow.methods.text._shared import Ledger, decide_winners, exchange_round, final_vote, round0
 
 TOPOLOGIES = ("chain", "circle", "star", "tree", "complete")
 
@@ -90,5 +90,6 @@ class StructuredInteraction(Method):
         else:
             k = len(agents) - 1 if p.final == "last" else 0
             chosen = [(answers[k][i], agents[k].name) for i in range(len(items))]
-        return [prediction(item.id, text, answered_by=by, **ledger[item.id])
-                for item, (text, by) in zip(items, chosen, strict=True)]
+        return decide_winners(ctx, [prediction(item.id, text, answered_by=by, **ledger[item.id])
+                                    for item, (text, by) in zip(items, chosen, strict=True)],
+                              voted=p.final == "vote")
