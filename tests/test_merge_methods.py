@@ -312,3 +312,128 @@ def test_merge_stage_passes_dev_to_greedy_soup_with_real_engines(tmp_path: Path,
     # the trained model is right on dev, the random one is not: the soup starts from it (weights swapped)
     assert record["history"][0] == {"model": "answer-a", "dev_accuracy": 1.0, "kept": True}
     assert card["merged_from"] == ["rand", "answer-a"]
+
+
+# ---- TIES: weighted sign election, whole-task-vector trim ------------------------------------------------------
+
+def test_weighted_sign_election_follows_the_weights_not_the_head_count():
+    d1, d2 = torch.tensor([2.0, 1.0]), torch.tensor([-1.0, 3.0])
+    # unweighted sums (1, 4): signs (+, +); weights (1, 3) give (-1, 10): the first sign flips to d2's
+    assert torch.equal(elect_sign([d1, d2]), torch.tensor([1.0, 1.0]))
+    w = [1.0, 3.0]
+    assert torch.equal(elect_sign([d1, d2], w), torch.tensor([-1.0, 1.0]))
+    # so the disjoint mean keeps only d2's entry there: -1 (not d1's 2); entry 1: (1*1 + 3*3) / 4
+    assert torch.allclose(ties(torch.zeros(2), [d1, d2], w, density=1.0), torch.tensor([-1.0, 2.5]))
+    assert torch.allclose(ties(torch.zeros(2), [d1, d2], None, density=1.0), torch.tensor([2.0, 2.0]))
+
+
+def test_ties_trims_the_whole_task_vector_by_default(tmp_path: Path):
+    """Model a moved tensor w a lot and tensor v a little: the paper's trim (top half of all 8 entries of the
+    task vector) keeps only w's entries, a per-tensor trim keeps the top half of each tensor."""
+    base = fake_model(tmp_path / "base", {"w": torch.zeros(4), "v": torch.zeros(4)})
+    a = fake_model(tmp_path / "a", {"w": torch.tensor([5.0, -6.0, 7.0, 8.0]), "v": torch.tensor([1.0, -2.0, 0.5, 0.1])})
+    pool = [ref("base", base), ref("a", a)]
+    whole = merged(METHODS.get("ties")({"density": 0.5}).merge(pool, tmp_path / "o1"))
+    assert torch.equal(whole["w"], torch.tensor([5.0, -6.0, 7.0, 8.0])) and torch.equal(whole["v"], torch.zeros(4))
+    per = merged(METHODS.get("ties")({"density": 0.5, "trim": "per_tensor"}).merge(pool, tmp_path / "o2"))
+    assert torch.equal(per["w"], torch.tensor([0.0, 0.0, 7.0, 8.0]))
+    assert torch.equal(per["v"], torch.tensor([1.0, -2.0, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="trim"):
+        METHODS.get("ties")({"trim": "layer"})
+
+
+# ---- model swarms: MoCo's normalised velocity and restarts ------------------------------------------------------
+
+def recorded(values: dict[tuple[float, ...], float] | None = None):
+    """A fitness that records every evaluated coefficient vector (constant unless ``values`` says)."""
+    calls: list[list[float]] = []
+
+    def fitness(c: list[float]) -> float:
+        calls.append(list(c))
+        return (values or {}).get(tuple(round(x, 6) for x in c), 0.0)
+
+    return fitness, calls
+
+
+def test_swarm_velocity_weights_are_normalised_to_sum_one():
+    # two particles at the experts, initial velocities towards each other: v0 = (-1, 1) for particle 0.
+    # inertia 2 and cognitive 2 normalise to 1/2 each; p_best = x, so v1 = v0 / 2 and x1 = x0 + 0.5 * v1
+    p = ModelSwarmsParams(particles=2, iterations=1, inertia=2.0, cognitive=2.0, social=0.0, repel=0.0,
+                          weight_randomness=False, step=0.5)
+    fitness, calls = recorded()
+    swarm_search(2, fitness, p, seed=0)
+    assert calls[:2] == [[1.0, 0.0], [0.0, 1.0]]
+    assert calls[2] == pytest.approx([0.75, 0.25]) and calls[3] == pytest.approx([0.25, 0.75])
+
+
+def test_swarm_particles_that_stop_improving_restart_from_their_best():
+    # constant fitness: nobody improves. Inertia only, so without restarts each particle keeps drifting along
+    # its first velocity; with restart_patience 2 both restart at iteration 3: back to their personal best
+    # (their start) with zero velocity, so iteration 3 evaluates the starting points again.
+    p = ModelSwarmsParams(particles=2, iterations=4, inertia=1.0, cognitive=0.0, social=0.0, repel=0.0,
+                          weight_randomness=False, step=0.5, step_decay=1.0, patience=10, restart_patience=2)
+    fitness, calls = recorded()
+    _, _, history = swarm_search(2, fitness, p, seed=0)
+    assert [h["restarted"] for h in history] == [[], [], [], [0, 1], []]
+    assert calls[2] == pytest.approx([0.5, 0.5]) and calls[4] == pytest.approx([0.0, 1.0])  # drifting
+    assert calls[6:8] == [[1.0, 0.0], [0.0, 1.0]]  # restarted at their best, zero velocity
+    assert calls[8:10] == [[1.0, 0.0], [0.0, 1.0]]  # and they stay there (velocity 0)
+
+
+def test_swarm_stops_when_the_global_best_stalls():
+    p = ModelSwarmsParams(particles=2, iterations=20, patience=3, restart_patience=50)
+    _, _, history = swarm_search(2, recorded()[0], p, seed=0)
+    # the best never improves: after evaluations 0..3 the history of bests has 4 > patience entries and its
+    # last is no better than the one 3 back, so iteration 4 never runs (MoCo's early stop)
+    assert len(history) == 4
+
+
+# ---- LoraHub: a start that can leave the base; the merge stage records the coefficients -------------------------
+
+def test_lorahub_default_start_leaves_the_base(tmp_path: Path, tiny_llama_dir: Path):
+    a1 = make_adapter(tiny_llama_dir, tmp_path / "ad1", 1)
+    a2 = make_adapter(tiny_llama_dir, tmp_path / "ad2", 2)
+    pool = [ModelRef(n, str(tiny_llama_dir), {"adapter": str(a), "base": str(tiny_llama_dir)}, {})
+            for n, a in (("s1", a1), ("s2", a2))]
+    items = [Item(id=str(i), task="t", split="dev", task_type="exact_match", question=f"What is {i} + 1?",
+                  gold=str(i + 1)) for i in range(2)]
+    for init, expected in (("uniform", {"s1": 0.5, "s2": 0.5}), ("zeros", {"s1": 0.0, "s2": 0.0})):
+        ctx = MergeContext(dev_items=items, seed=0)
+        METHODS.get("lorahub")({"budget": 1, "init": init}).merge(pool, tmp_path / init, ctx)
+        assert ctx.decisions["coefficients"] == pytest.approx(expected)  # one evaluation: the start itself
+        assert ctx.decisions["base_only"] is (init == "zeros")
+
+
+def test_merge_stage_writes_the_decisions_into_the_card_and_the_run_reads_them(tmp_path: Path):
+    from mocoflow.engines.base import DecodingConfig
+    from mocoflow.io import write_json
+    from mocoflow.methods.base import EngineProvider, RunContext
+    from mocoflow.models import make_card
+    from mocoflow.stages.merge import merge
+
+    cards = []
+    for name, value in (("a", 1.0), ("b", 3.0)):
+        d = fake_model(tmp_path / name, {"w": torch.tensor([value])})
+        card = tmp_path / name / "card.json"
+        write_json(card, {**make_card(name, {"source": "tiny"}, d), "architecture": "x", "tokenizer": "t"})
+        cards.append(card)
+    params = {"run": "lin", "pool": "duo", "method": "linear_merge", "method_params": {"weights": [3, 1]},
+              "device": "cpu"}
+    card = merge(cards, tmp_path / "merged" / "card.json", params)
+    assert card["decisions"]["reliance"] == {"a": 0.75, "b": 0.25}
+    assert torch.allclose(merged(Path(card["path"]))["w"], torch.tensor([1.5]))
+    ta = merge(cards, tmp_path / "ta" / "card.json",
+               {**params, "method_params": {"mode": "task_arithmetic", "base": "a", "scale": 1.0}})
+    assert ta["decisions"]["coefficients"] == {"a": 0.0, "b": 1.0}  # theta_a + (theta_b - theta_a)
+    assert ta["decisions"]["reliance"] == {"a": 0.0, "b": 1.0}  # degenerate: it IS model b
+
+    class Fake:
+        def generate(self, prompts, decoding, **_kw):
+            return [Generation("x", 1, 1, 0.0) for _ in prompts]
+
+    ctx = RunContext(run="lin", pool_name="duo", pool=[], task="t",
+                     items={"dev": [], "test": interval_items((0, 1))}, generations={}, decoding=DecodingConfig(),
+                     engines=EngineProvider(lambda _ref: Fake()), workdir=tmp_path,
+                     merged_model=ModelRef("m", card["path"], card, {}))
+    METHODS.get("linear_merge")({}).run(ctx)
+    assert ctx.decisions["reliance"] == {"a": 0.75, "b": 0.25}

@@ -1,4 +1,8 @@
-"""Build a weight-level method's merged model for one pool (``results/merged/{run}/{pool}/card.json``)."""
+"""Build a weight-level method's merged model for one pool (``results/merged/{run}/{pool}/card.json``).
+
+The card carries ``decisions``: what the merge decided (coefficients or weights per pool model and, where the
+merged model is a linear combination of pool models, their ``reliance``); the collaborate stage copies them
+into the run's ``decisions.json``."""
 
 from __future__ import annotations
 
@@ -36,15 +40,14 @@ def merge(cards: list[Path], card_out: Path, params: dict, dev: Path | None = No
     pool = [ModelRef.from_card(c) for c in cards]
     method.check_pool(pool)
     t0 = time.perf_counter()
-    if method.uses_dev:
-        weights = method.merge(pool, card_out.parent / "weights", merge_context(params, dev))
-    else:
-        weights = method.merge(pool, card_out.parent / "weights")
+    ctx = merge_context(params, dev)  # merges without dev use only its ``decide``
+    weights = method.merge(pool, card_out.parent / "weights", ctx)
     seconds = time.perf_counter() - t0
     name = f"{params['run']}@{params['pool']}"
     card = make_card(name, {"source": "merge", "method": params["method"],
                             "params": params.get("method_params", {})}, weights,
-                     merged_from=[r.name for r in pool], build_seconds=round(seconds, 3))
+                     merged_from=[r.name for r in pool], build_seconds=round(seconds, 3),
+                     decisions=ctx.decisions)
     write_json(card_out, card)
     log.info("merged %s in %.1fs", name, seconds)
     return card

@@ -10,7 +10,10 @@ Formulas (all on one tensor; ``delta_i = theta_i - theta_base``):
 - ``linear``: ``sum_i w_i theta_i``; ``task_arithmetic``: ``theta_base + scale * sum_i w_i delta_i``.
 - ``ties`` (Yadav et al. 2023): trim each delta to its top-``density`` fraction by magnitude, elect the
   sign of ``sum_i w_i trimmed_i`` per entry, then take the weighted mean over the models whose trimmed
-  entry is non-zero and agrees with that sign (disjoint merge): ``theta_base + scale * merged``.
+  entry is non-zero and agrees with that sign (disjoint merge): ``theta_base + scale * merged``. The trim
+  is either the paper's, over each model's WHOLE task vector (all parameters flattened: one magnitude
+  threshold per model, :func:`global_trim_thresholds`; entries tied at the threshold are all kept), or per
+  tensor (each tensor keeps its own top fraction, as mergekit does; :func:`trim_to_density`).
 - ``dare`` (Yu et al. 2024): keep a seeded random ``density`` fraction of each delta's entries (exactly
   ``round(density * n)``), rescale the kept ones by ``1 / density``, then add them like task arithmetic;
   ``dare_ties`` replaces the magnitude trim of TIES by this drop-and-rescale.
@@ -94,11 +97,22 @@ def disjoint_merge(deltas: list[torch.Tensor], sign: torch.Tensor, weights: list
     return torch.where(den != 0, num / den.clamp_min(1e-12), torch.zeros_like(num))
 
 
+def trim_to_threshold(delta: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Keep the entries of ``delta`` whose magnitude is at least ``threshold``, zero the rest."""
+    d = delta.float()
+    return torch.where(d.abs() >= threshold, d, torch.zeros_like(d))
+
+
 def ties(base: torch.Tensor, tensors: list[torch.Tensor], weights: list[float] | None = None,
-         density: float = 0.2, scale: float = 1.0) -> torch.Tensor:
-    """TIES-merging: trim (top-``density`` by magnitude), elect sign, disjoint (weighted) mean."""
+         density: float = 0.2, scale: float = 1.0, thresholds: list[float] | None = None) -> torch.Tensor:
+    """TIES-merging: trim, elect sign, disjoint (weighted) mean. The trim keeps each delta's top-``density``
+    entries of this tensor, or, with ``thresholds`` (one per model, from :func:`global_trim_thresholds`),
+    the entries at or above the model's whole-task-vector threshold."""
     b = base.float()
-    trimmed = [trim_to_density(t.float() - b, density) for t in tensors]
+    if thresholds is None:
+        trimmed = [trim_to_density(t.float() - b, density) for t in tensors]
+    else:
+        trimmed = [trim_to_threshold(t.float() - b, th) for t, th in zip(tensors, thresholds, strict=True)]
     merged = disjoint_merge(trimmed, elect_sign(trimmed, weights), weights)
     return (b + scale * merged).to(base.dtype)
 
@@ -196,6 +210,28 @@ def _tensor_index(model_dir: Path) -> dict[str, Path]:
     if not index:
         raise FileNotFoundError(f"no safetensors weights in {model_dir}")
     return index
+
+
+def global_trim_thresholds(base_dir: Path, model_dirs: list[Path], density: float) -> list[float]:
+    """Per model, the magnitude of its ``round(density * n)``-th largest task-vector entry over ALL its
+    parameters (``n`` = parameter count): TIES's whole-task-vector trim keeps the entries at or above it
+    (+inf when nothing is kept). One model's flattened task vector is in memory at a time."""
+    from safetensors import safe_open
+
+    _check_density(density)
+    base_index = check_same_parameters([Path(base_dir), *map(Path, model_dirs)])
+    out = []
+    for d in model_dirs:
+        index = _tensor_index(Path(d))
+        parts = []
+        for key in base_index:
+            with safe_open(str(base_index[key]), framework="pt") as sb, safe_open(str(index[key]),
+                                                                                  framework="pt") as sm:
+                parts.append((sm.get_tensor(key).float() - sb.get_tensor(key).float()).abs().flatten())
+        flat = torch.cat(parts)
+        k = int(round(density * flat.numel()))
+        out.append(math.inf if k == 0 else float(torch.kthvalue(flat, flat.numel() - k + 1).values))
+    return out
 
 
 def check_same_parameters(model_dirs: list[Path]) -> dict[str, Path]:

@@ -31,6 +31,19 @@ def base_and_others(pool: list[ModelRef], base: str | None, method: str) -> tupl
     return b, [r for r in pool if r.name != b.name]
 
 
+def record(ctx: MergeContext | None, **entries: Any) -> None:
+    """Record the merge's decisions in ``ctx`` (the merge stage always passes one; direct calls may not)."""
+    if ctx is not None:
+        ctx.decide(**entries)
+
+
+def coefficient_reliance(coefficients: dict[str, float]) -> dict[str, float]:
+    """Reliance of a merge whose result is the linear combination ``sum_i c_i theta_i`` of pool models."""
+    from mocoflow.methods.common import reliance_from_weights
+
+    return reliance_from_weights(coefficients)
+
+
 def check_weights(weights: list[float] | None, n: int, method: str, what: str) -> list[float]:
     if weights is None:
         return [1.0] * n

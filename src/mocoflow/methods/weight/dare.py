@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mocoflow.methods.base import MergeContext, MergeMethod, register
-from mocoflow.methods.weight._common import base_and_others, check_weights
+from mocoflow.methods.weight._common import base_and_others, check_weights, record
 from mocoflow.models import ModelRef
 
 
@@ -45,6 +45,8 @@ class Dare(MergeMethod):
         self.check_pool(pool)
         base, others = base_and_others(pool, p.base, self.name)
         weights = check_weights(p.weights, len(others), self.name, "non-base model")
+        record(ctx, base=base.name, weights=dict(zip([r.name for r in others], weights, strict=True)),
+               density=p.density, scale=p.scale)
         return merge_checkpoints(
             [Path(r.path) for r in (base, *others)], out_dir,
             lambda key, ts: dare(ts[0], ts[1:], weights, p.density, p.scale, seed=p.seed, name=key,

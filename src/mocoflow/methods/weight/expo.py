@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, register
-from mocoflow.methods.weight._common import DevEvaluator, ref_by_name
+from mocoflow.methods.weight._common import DevEvaluator, coefficient_reliance, record, ref_by_name
 from mocoflow.models import ModelRef
 
 log = logging.getLogger(__name__)
@@ -71,5 +71,9 @@ class Expo(MergeMethod):
             log.info("expo: dev accuracy by alpha %s -> %s",
                      list(zip(p.alpha_candidates, scores, strict=True)),
                      alpha)
+        # theta = (1 + alpha) theta_strong - alpha theta_weak
+        coefficients = {strong.name: 1.0 + alpha, weak.name: -alpha}
+        record(ctx, weak=weak.name, strong=strong.name, alpha=alpha, coefficients=coefficients,
+               reliance=coefficient_reliance(coefficients))
         return merge_checkpoints([Path(weak.path), Path(strong.path)], out_dir,
                                  lambda _k, ts: expo(ts[0], ts[1], alpha))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mocoflow.methods.base import MergeContext, MergeMethod, register
-from mocoflow.methods.weight._common import DevEvaluator
+from mocoflow.methods.weight._common import DevEvaluator, coefficient_reliance, record
 from mocoflow.models import ModelRef
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,9 @@ class GreedySoup(MergeMethod):
             history.append({"model": pool[i].name, "dev_accuracy": score, "kept": kept})
         log.info("greedy soup: %s", json.dumps(history))
         merged = combine_states([states[j] for j in soup], [1 / len(soup)] * len(soup))
+        coefficients = {r.name: (1 / len(soup) if i in soup else 0.0) for i, r in enumerate(pool)}
+        record(ctx, ingredients=[pool[j].name for j in soup], dev_accuracy=best, coefficients=coefficients,
+               reliance=coefficient_reliance(coefficients))
         return save_state(merged, Path(pool[soup[0]].path), out_dir, sources=[pool[j].path for j in soup],
                           info={"method": self.name, "ingredients": [pool[j].name for j in soup],
                                 "dev_accuracy": best, "history": history})

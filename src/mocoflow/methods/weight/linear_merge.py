@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mocoflow.methods.base import MergeMethod, MethodError, register
+from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, register
+from mocoflow.methods.weight._common import coefficient_reliance, record
 from mocoflow.models import ModelRef
 
 
@@ -35,7 +36,7 @@ class LinearMerge(MergeMethod):
     name = "linear_merge"
     Params = LinearMergeParams
 
-    def merge(self, pool: list[ModelRef], out_dir: Path) -> Path:
+    def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
         from mocoflow.training.merging import linear, merge_checkpoints, task_arithmetic
 
         p = self.params
@@ -46,6 +47,8 @@ class LinearMerge(MergeMethod):
             if len(weights) != len(pool) or sum(weights) <= 0:
                 raise MethodError(f"linear_merge: need {len(pool)} weights with a positive sum, got {weights}")
             norm = [w / sum(weights) for w in weights]
+            coefficients = dict(zip(names, norm, strict=True))
+            record(ctx, coefficients=coefficients, reliance=coefficient_reliance(coefficients))
             return merge_checkpoints([Path(r.path) for r in pool], out_dir, lambda _k, ts: linear(ts, norm))
         base = p.base or names[0]
         if base not in names:
@@ -57,5 +60,10 @@ class LinearMerge(MergeMethod):
         if len(weights) != len(others):
             raise MethodError(f"linear_merge: need {len(others)} weights (one per non-base model), got {weights}")
         ordered = [next(r for r in pool if r.name == base), *others]
+        # theta = (1 - scale * sum w) theta_base + sum_i scale * w_i theta_i
+        coefficients = {base: 1.0 - p.scale * sum(weights),
+                        **{r.name: p.scale * w for r, w in zip(others, weights, strict=True)}}
+        record(ctx, base=base, weights=dict(zip([r.name for r in others], weights, strict=True)),
+               coefficients=coefficients, reliance=coefficient_reliance(coefficients))
         return merge_checkpoints([Path(r.path) for r in ordered], out_dir,
                                  lambda _k, ts: task_arithmetic(ts[0], ts[1:], weights, p.scale))

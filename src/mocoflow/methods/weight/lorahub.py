@@ -4,8 +4,12 @@ optimisation on a few dev items.
 The combined adapter is ``A = sum_i w_i A_i`` and ``B = sum_i w_i B_i`` for every LoRA matrix (the paper's
 element-wise composition), so the merged model is ``W_base + (alpha / r) * (sum_i w_i B_i)(sum_i w_i A_i)``
 per adapted layer. The weights minimise the cross-entropy of the dev items' reference answers (the same
-``Answer: <gold>`` target the LoRA specialists are trained on) plus ``l1 * sum_i |w_i|``, searched with
-nevergrad's NGOpt from all-zero weights within ``[-bound, bound]`` under a fixed evaluation ``budget``.
+``Answer: <gold>`` target the LoRA specialists are trained on) plus ``l1 * mean_i |w_i|`` (the reference
+code's regulariser, ``sail-sg/lorahub`` ``default_l1_regularization``), searched with nevergrad's NGOpt
+within ``[-bound, bound]`` under a fixed evaluation ``budget`` (40: ``max_inference_step`` of the paper's
+BBH runs, ``reproduce_bbh.py``). The search starts (``init``) from the uniform combination ``w_i = 1/n``
+by default: the reference code starts from all-zero weights, which IS the base model without any adapter,
+so a small budget can end where it started and return the base unchanged (``init: zeros`` restores it).
 
 Each pool model must carry a LoRA adapter: a model built by the ``lora`` source has ``adapter/`` next to its
 ``weights/`` folder; any card may also name ``adapter`` (a peft adapter folder) and ``base`` (the base
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, Need, register
+from mocoflow.methods.common import reliance_from_weights
 from mocoflow.models import ModelRef
 
 log = logging.getLogger(__name__)
@@ -28,9 +33,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoraHubParams:
-    """budget: nevergrad evaluations (40, the paper's). l1: L1 penalty on the weights (0.05).
-    bound: weights are searched in [-bound, bound] (1.5). max_dev_items: dev items in the loss (5, the
-    paper's few-shot setting). seed: optimiser seed (None = the study seed).
+    """budget: nevergrad evaluations (40, the paper's). l1: weight of the mean |w_i| penalty (0.05, the
+    paper's). bound: weights are searched in [-bound, bound] (1.5). max_dev_items: dev items in the loss (5,
+    the paper's few-shot setting). seed: optimiser seed (None = the study seed).
+    init: the search's start, "uniform" (1/n each; default) or "zeros" (the reference code's: the base).
     weights: fixed combination weights (skips the search and the dev split)."""
 
     budget: int = 40
@@ -38,7 +44,14 @@ class LoraHubParams:
     bound: float = 1.5
     max_dev_items: int = 5
     seed: int | None = None
+    init: str = "uniform"
     weights: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.init not in ("uniform", "zeros"):
+            raise ValueError(f"lorahub init must be 'uniform' or 'zeros', not {self.init!r}")
+        if self.budget < 1:
+            raise ValueError(f"lorahub budget must be at least 1, got {self.budget}")
 
 
 def adapter_and_base(ref: ModelRef) -> tuple[Path, Path]:
@@ -125,11 +138,16 @@ class LoraHub(MergeMethod):
                 set_peft_model_state_dict(model, combine_lora(states, list(w)))
                 with torch.no_grad():
                     ce = float(model(**batch).loss)
-                return ce + p.l1 * sum(abs(x) for x in w)
+                return ce + p.l1 * sum(abs(x) for x in w) / len(w)
 
-            weights, loss = optimise(objective, len(pool), p.budget, p.bound, seed)
+            start = [1.0 / len(pool)] * len(pool) if p.init == "uniform" else [0.0] * len(pool)
+            weights, loss = optimise(objective, len(pool), p.budget, p.bound, seed, start)
             log.info("lorahub: weights %s, loss %.4f", weights, loss)
         set_peft_model_state_dict(model, combine_lora(states, weights))
+        named = dict(zip([r.name for r in pool], weights, strict=True))
+        if ctx is not None:
+            ctx.decide(coefficients=named, reliance=reliance_from_weights(named), loss=loss, init=p.init,
+                       budget=p.budget, base_only=all(abs(w) < 1e-6 for w in weights))
         merged = model.merge_and_unload()
         out_dir.mkdir(parents=True, exist_ok=True)
         merged.save_pretrained(str(out_dir), safe_serialization=True)
@@ -162,12 +180,15 @@ def answer_batch(tokenizer: Any, items: list[Any]) -> dict[str, Any]:
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
-def optimise(objective: Any, n: int, budget: int, bound: float, seed: int) -> tuple[list[float], float]:
-    """Minimise ``objective`` over ``[-bound, bound]^n`` with nevergrad NGOpt from zeros (seeded)."""
+def optimise(objective: Any, n: int, budget: int, bound: float, seed: int,
+             start: list[float] | None = None) -> tuple[list[float], float]:
+    """Minimise ``objective`` over ``[-bound, bound]^n`` with nevergrad NGOpt from ``start`` (zeros when
+    None; seeded)."""
     import nevergrad as ng
     import numpy as np
 
-    param = ng.p.Array(init=np.zeros(n), lower=-bound, upper=bound)
+    init = np.zeros(n) if start is None else np.clip(np.asarray(start, dtype=float), -bound, bound)
+    param = ng.p.Array(init=init, lower=-bound, upper=bound)
     param.random_state = np.random.RandomState(seed)
     optimizer = ng.optimizers.NGOpt(parametrization=param, budget=max(1, budget))
     best = optimizer.minimize(lambda w: objective([float(x) for x in w]))
