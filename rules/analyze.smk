@@ -5,8 +5,9 @@
 
 
 rule analyze:
-    """Tables from score files, usage JSONs and benchmark TSVs: main (+ win share, markdown, LaTeX),
-    singles, emergence, scaling (by size and by pool) and efficiency."""
+    """Tables from score files, usage JSONs, decisions and benchmark TSVs: main (+ win share, markdown,
+    LaTeX; ``degenerate`` from the decisions), singles, emergence, scaling (by size and by pool) and
+    efficiency (with the routers' RouteLLM metrics)."""
     input:
         singles=expand(
             f"{RESULTS}/scores/single/{{model}}/{{task}}.parquet",
@@ -15,6 +16,9 @@ rule analyze:
         ),
         runs=[f"{RESULTS}/scores/runs/{r.run}/{r.pool}/{r.task}.parquet" for r in RUNS],
         run_usage=[f"{RESULTS}/runs/{r.run}/{r.pool}/{r.task}/usage.json" for r in RUNS],
+        decisions=[
+            f"{RESULTS}/runs/{r.run}/{r.pool}/{r.task}/decisions.json" for r in RUNS
+        ],
         gen_usage=generation_usage(),
     output:
         main=report(
@@ -67,7 +71,8 @@ rule analyze:
         bench_dir=f"{RESULTS}/benchmarks",
     shell:
         "python -m mocoflow.stages.analyze --singles {input.singles} --runs {input.runs}"
-        " --run-usage {input.run_usage} --gen-usage {input.gen_usage} --bench-dir {params.bench_dir}"
+        " --run-usage {input.run_usage} --decisions {input.decisions} --gen-usage {input.gen_usage}"
+        " --bench-dir {params.bench_dir}"
         " --params {params.spec:q} --main {output.main} --main-md {output.main_md} --main-tex {output.main_tex}"
         " --win-share {output.win_share} --singles-out {output.singles} --emergence {output.emergence}"
         " --scaling {output.scaling} --scaling-pools {output.scaling_pools} --efficiency {output.efficiency}"

@@ -165,6 +165,30 @@ def test_main_heatmap_cells_are_gains_in_points_with_significance_marks():
     assert titles[1].splitlines() == ["qa", "trio", "a", "0.50"]
 
 
+def test_main_heatmap_marks_degenerate_runs():
+    from mocoflow.plots.main_figure import DEGENERATE_MARK, gain_grid
+
+    table = pd.DataFrame(
+        {
+            "run": ["mv", "router", "fusion"],
+            "level": ["text", "api", "logit"],
+            "pool": ["trio"] * 3,
+            "task": ["qa"] * 3,
+            "best_single": ["a"] * 3,
+            "best_single_score": [0.5] * 3,
+            "gain": [0.1, 0.0, 0.2],
+            "gain_ci_lo": [0.05, 0.0, -0.1],
+            "gain_ci_hi": [0.2, 0.0, 0.3],
+            # as read back from main.csv: True / False / empty (no reliance recorded)
+            "degenerate": [False, True, np.nan],
+        }
+    )
+    _, labels, _ = gain_grid(table)
+    assert labels.loc["router (api)", "qa / trio"] == "+0" + DEGENERATE_MARK
+    assert labels.loc["mv (text)", "qa / trio"] == "+10*"
+    assert labels.loc["fusion (logit)", "qa / trio"] == "+20"
+
+
 def test_emergence_heatmap_shares_sum_counts_over_settings():
     from mocoflow.plots.emergence import share_grid
 

@@ -14,6 +14,11 @@ seconds of jobs whose engine ran on a CUDA device), ``flops`` (estimate: 2 x par
 tokens), per job, summed), and ``training_seconds`` (engine-reported training plus the merge job).
 ``on_front_<cost>`` marks the Pareto front of score against that cost within each (pool, task) group, single
 models included.
+
+Routers (runs whose decisions say ``kind: "router"``) also get RouteLLM's metrics per task (``task`` rows,
+not ``all``; see :mod:`mocoflow.analysis.routing`): ``strong_model`` (the pool's best single model on the
+task), ``strong_share`` (share of answers taken from it), ``pgr``, ``apgr``, ``cpt50`` and ``cpt80``; NaN
+for every other row.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ COSTS = [
     "training_seconds",
 ]
 FRONT_COSTS = ["generated_tokens", "flops", "wall_seconds"]
+ROUTER_COLUMNS = ["strong_model", "strong_share", "pgr", "apgr", "cpt50", "cpt80"]
 COLUMNS = [
     "kind",
     "run",
@@ -48,6 +54,7 @@ COLUMNS = [
     "score",
     *COSTS,
     *[f"on_front_{c}" for c in FRONT_COSTS],
+    *ROUTER_COLUMNS,
 ]
 
 
@@ -93,6 +100,7 @@ def efficiency_table(
     gen_jobs: dict[tuple[str, str, str], dict[str, float]],
     merge_seconds: dict[tuple[str, str], float],
     shared_splits: dict[str, list[str]],
+    routers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Rows for every (run, pool, task) of ``main`` (the main table) and every pool member's single-model
     score (``singles``: the singles table, model/task/score/n_items), then task = "all" rows per (run, pool)
@@ -100,7 +108,8 @@ def efficiency_table(
 
     ``run_jobs[(run, pool, task)]`` and ``gen_jobs[(model, task, split)]`` are :func:`job_cost` dicts;
     ``merge_seconds[(run, pool)]`` the merge job's seconds; ``shared_splits[run]`` the splits of shared
-    generations the run reads ([] for none)."""
+    generations the run reads ([] for none); ``routers`` the rows of
+    :func:`mocoflow.analysis.routing.router_metrics` (joined on run, pool, task)."""
     rows = []
     zero = dict.fromkeys(COSTS[2:], 0.0)
     for r in main.to_dict("records"):
@@ -153,7 +162,7 @@ def efficiency_table(
                     **cost,
                 }
             )
-    df = pd.DataFrame(rows, columns=COLUMNS[: -len(FRONT_COSTS)])
+    df = pd.DataFrame(rows, columns=COLUMNS[: -len(FRONT_COSTS) - len(ROUTER_COLUMNS)])
     if df.empty:
         return pd.DataFrame(columns=COLUMNS)
     df["_w"] = df["score"] * df["n_items"]
@@ -166,6 +175,15 @@ def efficiency_table(
         df[f"on_front_{c}"] = False
         for _, g in df.groupby(["pool", "task"]):
             df.loc[g.index, f"on_front_{c}"] = pareto_front(g[c].to_numpy(), g["score"].to_numpy())
+    if routers is not None and len(routers):
+        keyed = routers.set_index(["run", "pool", "task"])[ROUTER_COLUMNS]
+        system = df["kind"] == "system"
+        joined = df.loc[system].join(keyed, on=["run", "pool", "task"])
+        for c in ROUTER_COLUMNS:
+            df.loc[system, c] = joined[c]
+    for c in ROUTER_COLUMNS:
+        if c not in df:
+            df[c] = np.nan
     return df[COLUMNS].sort_values(["task", "pool", "kind", "run"]).reset_index(drop=True)
 
 

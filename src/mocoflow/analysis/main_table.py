@@ -1,6 +1,6 @@
 """The main table: per (run, pool, task) the score, the pool's best single model, the gain with a paired
-bootstrap 95 % CI over items, and per method the share of (pool, task) settings where it beats the best single
-model."""
+bootstrap 95 % CI over items, whether the run was degenerate (its decisions reduce to one model), and per method
+the share of (pool, task) settings where it beats the best single model."""
 
 from __future__ import annotations
 
@@ -53,9 +53,12 @@ def main_table(
     *,
     n_boot: int = DEFAULT_BOOT,
     seed: int = 0,
+    degenerate: dict[tuple[str, str, str], bool] | None = None,
 ) -> pd.DataFrame:
     """One row per (run, pool, task): score, best single model of the pool on that task (by test accuracy, the
-    usual reference point), gain = score - best single, its paired bootstrap 95 % CI over items, cost columns.
+    usual reference point), gain = score - best single, its paired bootstrap 95 % CI over items, cost columns,
+    and ``degenerate`` (``degenerate[(run, pool, task)]``, from :mod:`mocoflow.analysis.decisions`: True when
+    the run's reliance has at most one non-zero share; empty for runs that record no reliance).
 
     Seeds: if a ``seed`` column is present, each item's correctness is averaged over seeds first (for runs and
     singles alike), so scores are seed-averaged accuracies and CIs resample items, not seeds.
@@ -75,6 +78,7 @@ def main_table(
         "gain_ci_lo",
         "gain_ci_hi",
         "significant",
+        "degenerate",
         "generated_tokens",
         "new_generated_tokens",
         "job_model_loads",
@@ -126,6 +130,9 @@ def main_table(
     table = pd.DataFrame(rows).join(costs, on=keys)
     table["method"] = table["run"].map(methods).fillna(table["run"])
     table["level"] = table["method"].map(lambda m: levels.get(m, ""))
+    flags = degenerate or {}
+    table["degenerate"] = pd.Series([flags.get(k) for k in zip(table["run"], table["pool"], table["task"],
+                                                                strict=True)], index=table.index, dtype=object)
     for c in cols:
         if c not in table:
             table[c] = np.nan
@@ -170,6 +177,8 @@ def win_share(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fmt(v: object, digits: int) -> str:
+    if v is None:
+        return ""
     if isinstance(v, (float, np.floating)):
         return "" if np.isnan(v) else f"{v:.{digits}f}"
     return str(v)
@@ -235,6 +244,7 @@ MAIN_VIEW = [
     "gain",
     "gain_ci_lo",
     "gain_ci_hi",
+    "degenerate",
 ]
 WIN_VIEW = ["run", "level", "n_settings", "wins", "win_share", "significant_wins", "mean_gain", "max_gain"]
 
@@ -242,7 +252,7 @@ WIN_VIEW = ["run", "level", "n_settings", "wins", "win_share", "significant_wins
 def render_markdown(table: pd.DataFrame, wins: pd.DataFrame) -> str:
     return (
         "## Main results\n\nAccuracy on test; gain = score - best single model of the pool; 95 % paired "
-        "bootstrap CI of the gain over items.\n\n"
+        "bootstrap CI of the gain over items; degenerate = the run's decisions reduce to one model.\n\n"
         + to_markdown(table[MAIN_VIEW])
         + "\n## Win share\n\nShare of (pool, task) settings where the run beats the best single model.\n\n"
         + to_markdown(wins[WIN_VIEW])

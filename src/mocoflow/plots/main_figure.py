@@ -12,12 +12,14 @@ from mocoflow.analysis.pools import PREFIX as SCALING_PREFIX
 from mocoflow.plots.common import annotated_heatmap, empty, pyplot, save, settings
 
 LEVEL_ORDER = ("reference", "api", "text", "logit", "weight")
+DEGENERATE_MARK = "\u2020"  # dagger: the run reduced to one model (see analysis.decisions)
 
 
 def gain_grid(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Gain (points) and cell labels with one row per run (ordered by level, then name) and one column per
-    task and pool; a label ends in ``*`` where the gain's 95 % CI excludes 0. Also returns the column titles
-    (task, pool and the best single model's score)."""
+    task and pool; a label ends in ``*`` where the gain's 95 % CI excludes 0 and in ``DEGENERATE_MARK`` where
+    the run was degenerate (its decisions reduce to one model: ``degenerate`` in the main table). Also returns
+    the column titles (task, pool and the best single model's score)."""
     data = table.assign(
         setting=table["task"].astype(str) + " / " + table["pool"].astype(str),
         level=table["level"].fillna("").replace("", "reference") if "level" in table else "reference",
@@ -37,6 +39,12 @@ def gain_grid(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str
     marks = marks.reindex(index=rows, columns=settings_)
     labels = gain.map(lambda v: "" if pd.isna(v) else f"{v:+.0f}")
     labels = labels.where(~marks.fillna(False).astype(bool), labels + "*")
+    if "degenerate" in data:
+        flag = data["degenerate"].map(lambda v: str(v).strip().lower() in ("true", "1"))
+        degenerate = data.assign(deg=flag).pivot_table(index="row", columns="setting", values="deg",
+                                                       aggfunc="first")
+        degenerate = degenerate.reindex(index=rows, columns=settings_).fillna(False).astype(bool)
+        labels = labels.where(~degenerate | (labels == ""), labels + DEGENERATE_MARK)
     best = data.drop_duplicates("setting").set_index("setting")
     titles = [
         f"{s.replace(' / ', chr(10))}\n{best.loc[s, 'best_single']}\n{best.loc[s, 'best_single_score']:.2f}"
@@ -75,7 +83,7 @@ def plot_main(
                       cbar_label="gain over the best single model (points)")
     ax.set_xticks(np.arange(len(titles)) + 0.5, titles, rotation=0, fontsize="x-small")
     ax.set_xlabel("columns: task, pool, its best single model and that model's test accuracy;"
-                  "  * : 95 % CI of the gain excludes 0")
+                  f"  * : 95 % CI of the gain excludes 0;  {DEGENERATE_MARK} : the run reduced to one model")
     ax.xaxis.tick_top()
     fig.tight_layout()
     save(fig, out_paths, int(opts["dpi"]))

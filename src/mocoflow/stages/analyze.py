@@ -13,8 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from mocoflow.analysis import efficiency as eff
+from mocoflow.analysis.decisions import degenerate_runs, read_decisions, router_runs
 from mocoflow.analysis.emergence import emergence_table
 from mocoflow.analysis.main_table import main_table, render_latex, render_markdown, single_scores, win_share
+from mocoflow.analysis.routing import router_metrics
 from mocoflow.analysis.scaling import scaling_pool_rows, scaling_table
 from mocoflow.io import atomic_path, write_text
 from mocoflow.stages.common import json_arg, parser, setup_logging
@@ -55,6 +57,9 @@ def main(argv: list[str] | None = None) -> None:
         "--run-usage", type=Path, nargs="*", default=[], help="results/runs/{run}/{pool}/{task}/usage.json"
     )
     p.add_argument(
+        "--decisions", type=Path, nargs="*", default=[], help="results/runs/{run}/{pool}/{task}/decisions.json"
+    )
+    p.add_argument(
         "--gen-usage",
         type=Path,
         nargs="*",
@@ -89,7 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     runs = read_scores(args.runs)
     singles_table = single_scores(singles)
     write_csv(singles_table, args.singles_out)
-    table = main_table(runs, singles, pools, methods, prm.get("levels", {}), **boot)
+    decisions = read_decisions(args.decisions)
+    table = main_table(runs, singles, pools, methods, prm.get("levels", {}), **boot,
+                       degenerate=degenerate_runs(decisions))
     write_csv(table, args.main)
     wins = win_share(table)
     if args.win_share:
@@ -120,8 +127,9 @@ def main(argv: list[str] | None = None) -> None:
         gen_jobs = eff.load_gen_jobs(args.gen_usage, args.bench_dir)
         pairs = sorted({(r, p) for r, p, _ in run_jobs})
         merges = eff.load_merge_seconds(args.bench_dir, pairs)
+        routers = router_metrics(runs, singles_table, pools, router_runs(decisions))
         e = eff.efficiency_table(
-            table, singles_table, pools, run_jobs, gen_jobs, merges, prm.get("shared_splits", {})
+            table, singles_table, pools, run_jobs, gen_jobs, merges, prm.get("shared_splits", {}), routers
         )
         write_csv(e, args.efficiency)
         log.info("efficiency: %d rows", len(e))
