@@ -133,4 +133,5 @@ class AggLM(Method):
             ledger.new(item.id, g)
             out.append(prediction(item.id, g.text, answered_by=aggregator.name, training_seconds=share,
                                   train_examples={"hard": n_hard, "easy": n_easy}, **ledger[item.id]))
+        ctx.decide(final_writer=[aggregator.name], train_examples={"hard": n_hard, "easy": n_easy})
         return out

@@ -66,4 +66,5 @@ class KnowledgeCard(Method):
         for item, g in zip(items, final, strict=True):
             ledger.new(item.id, g)
             out.append(prediction(item.id, g.text, answered_by=answerer.name, **ledger[item.id]))
+        ctx.decide(final_writer=[answerer.name], knowledge_from=[r.name for r in ctx.pool])
         return out

@@ -21,6 +21,7 @@ from itertools import combinations
 from typing import Any
 
 from mocoflow.methods.base import Method, Need, RunContext, prediction, register
+from mocoflow.methods.common import reliance_from_counts
 from mocoflow.methods.text._shared import (
     Ledger,
     best_model,
@@ -105,4 +106,6 @@ class LLMBlender(Method):
             ledger.new(item.id, g)
             out.append(prediction(item.id, g.text, answered_by=fuser.name,
                                   ranking=[names[k] for k in ranks[i]], **ledger[item.id]))
+        ctx.decide(final_writer=[fuser.name],
+                   ranked_first=reliance_from_counts(names, [names[ranks[i][0]] for i in range(len(items))]))
         return out

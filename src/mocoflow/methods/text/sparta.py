@@ -143,7 +143,10 @@ class Sparta(Method):
         share = train_seconds / max(1, len(items))
         extra = {"training_seconds": share, "dev_accuracy": best_acc, "duels": duels, "preference_pairs": pairs_total,
                  "ratings": {b.name: round(r, 1) for b, r in zip(base, ratings, strict=True)}}
-        if best in base:  # nothing was tuned: reuse the shared generations
+        ctx.decide(final_writer=[best.name], tuned=best not in base, ratings=extra["ratings"],
+                   preference_pairs=pairs_total)
+        if best in base:  # nothing was tuned: the best untuned model answers alone (a degenerate run)
+            ctx.decide(reliance={b.name: float(b.name == best.name) for b in base})
             out = []
             for item in items:
                 rec = ctx.gen(best.name, "test", item.id)
