@@ -166,3 +166,28 @@ def test_decisions_file_is_written_per_seed(setting: dict):
     assert math.isclose(sum(seed["reliance"].values()), 1.0)
     merged = json.loads((setting["root"] / "runs" / "cascade" / "honest" / "decisions.json").read_text())
     assert merged == decisions
+
+
+def test_decisions_are_kept_per_seed_when_seeds_repeat(tmp_path: Path):
+    items = [item(i, "test", str(i)) for i in range(30)]
+    test, dev = tmp_path / "test.jsonl", tmp_path / "dev.jsonl"
+    write_jsonl(test, [i.to_dict() for i in items])
+    write_jsonl(dev, [])
+    cards, gens = [], {}
+    for m in ("a", "b"):
+        write_json(tmp_path / f"{m}.json", {"name": m, "path": str(tmp_path)})
+        cards.append(tmp_path / f"{m}.json")
+        write_jsonl(tmp_path / f"{m}.jsonl", [{"id": i.id, "output": m, "prompt_tokens": 2, "generated_tokens": 1}
+                                               for i in items])
+        gens[f"{m}/test"] = str(tmp_path / f"{m}.jsonl")
+    params = {"run": "rr", "method": "random_router", "pool": "ab", "task": "t", "cache_dir": str(tmp_path),
+              "decoding": {"temperature": 0.0, "seed": 0}, "seeds": [3, 4]}
+    out = tmp_path / "run" / "test.jsonl"
+    collaborate(params, cards, {"dev": dev, "test": test}, gens, None, out, tmp_path / "usage.json")
+    decisions = read_json(out.with_name("decisions.json"))
+    assert decisions["seeds"] == [3, 4] and set(decisions["by_seed"]) == {"3", "4"}
+    rows = read_jsonl(out)
+    for seed in (3, 4):
+        share_a = sum(r["answered_by"] == "a" for r in rows if r["seed"] == seed) / 30
+        assert decisions["by_seed"][str(seed)]["reliance"] == {"a": share_a, "b": pytest.approx(1 - share_a)}
+    assert decisions["by_seed"]["3"] != decisions["by_seed"]["4"]
