@@ -41,7 +41,7 @@ class RunContext:
     pool_name: str
     pool: list[ModelRef]
     task: str
-    items: dict[str, list[Item]]  # split -> items ("dev", "test")
+    items: dict[str, list[Item]]  # split -> items: "dev" with gold, "test" without (unless Need.TEST_GOLD)
     generations: dict[str, dict[str, dict[str, dict[str, Any]]]]  # model -> split -> id -> record
     decoding: DecodingConfig
     engines: EngineProvider
