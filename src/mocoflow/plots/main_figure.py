@@ -82,8 +82,8 @@ def plot_main(
     annotated_heatmap(ax, gain, labels, cmap="vlag_r", vmin=-limit, vmax=limit, center=0,
                       cbar_label="gain over the best single model (points)")
     ax.set_xticks(np.arange(len(titles)) + 0.5, titles, rotation=0, fontsize="x-small")
-    ax.set_xlabel("columns: task, pool, its best single model and that model's test accuracy;"
-                  f"  * : 95 % CI of the gain excludes 0;  {DEGENERATE_MARK} : the run reduced to one model")
+    ax.set_xlabel("columns: task, pool, its best single model and that model's test accuracy\n"
+                  f"* : 95 % CI of the gain excludes 0;  {DEGENERATE_MARK} : the run reduced to one model")
     ax.xaxis.tick_top()
     fig.tight_layout()
     save(fig, out_paths, int(opts["dpi"]))
