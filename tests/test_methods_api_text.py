@@ -123,14 +123,14 @@ def test_missing_generation_is_a_clear_error():
         METHODS.get("majority_vote")({}).run(ctx)
 
 
-def test_majority_vote_key_takes_the_format_from_metadata_not_gold():
-    """Answers 9 / '7 apples' / 7: numeric keys make 7 win (2 votes), text keys tie (the first wins)."""
-    for fmt, gold, winner in (("numeric", None, "m2"), ("text", "7", "m1"), ("numeric", "seven", "m2")):
+def test_majority_vote_key_takes_the_mode_from_metadata_not_gold():
+    """Answers 9 / '7 apples' / 7: number keys make 7 win (2 votes), text keys tie (the first wins)."""
+    for answer_type, gold, winner in (("integer", None, "m2"), ("option", "7", "m1"), ("integer", "seven", "m2")):
         test = [Item(id="x", task="t", split="test", task_type="exact_match", question="q", gold=gold,
-                     metadata={"answer_format": fmt})]
+                     metadata={"answer_type": answer_type})]
         gens = {m: {"test": {"x": rec(o)}} for m, o in (("m1", "Answer: 9"), ("m2", "Answer: 7 apples"),
                                                         ("m3", "Answer: 7"))}
         ctx = make_ctx(gens, {"dev": [], "test": test}, ["m1", "m2", "m3"])
         (pred,) = METHODS.get("majority_vote")({}).run(ctx)
-        assert pred["answered_by"] == winner, (fmt, gold)
+        assert pred["answered_by"] == winner, (answer_type, gold)
         assert ctx.decisions["reliance"] == {m: float(m == winner) for m in ("m1", "m2", "m3")}

@@ -18,15 +18,16 @@ from mocoflow.data.schema import Item
 from mocoflow.io import read_json, read_jsonl, write_json, write_jsonl
 from mocoflow.methods import METHODS
 from mocoflow.methods.base import MergeMethod, Need
-from mocoflow.methods.common import answer_key, task_answer_format
+from mocoflow.methods.common import answer_key
 from mocoflow.models import TOKENIZER_FILES, make_card
 from mocoflow.stages.collaborate import collaborate, method_items
 from mocoflow.stages.merge import merge
 
 POOL = ["m0", "m1", "m2"]
 # Shared test generations (constructed). Poisoned golds have other values and, on item 0, another type: a
-# vote keyed by the gold's type would pick m1 ("7 apples" and "7" agree as numbers) with the honest gold and
-# m0 (a three-way tie of texts) with the poisoned one; the oracle picks m0 / m1 on item 1.
+# vote keyed by the gold's type (as exact match was before its answer modes) picks m1 ("7 apples" and "7"
+# agree as numbers) with the honest gold and m0 (a three-way tie of texts) with the poisoned one; the oracle
+# picks m0 / m1 on item 1.
 TEST_OUTPUTS = {"m0": ["Answer: 9", "Answer: 12"], "m1": ["Answer: 7 apples", "Answer: 11"],
                 "m2": ["Answer: 7", "The answer is 10."]}
 HONEST, POISONED = ["9", "12"], ["(B) seven", "11"]
@@ -129,34 +130,30 @@ def test_predictions_do_not_depend_on_test_gold(name: str, setting: dict):
         assert clean[0] == clean[1], f"{name}: predictions changed with the test gold"
 
 
-def test_only_test_gold_methods_get_test_gold_and_the_format_comes_from_dev():
+def test_only_test_gold_methods_get_test_gold():
     dev = [item(j, "dev", str(j)) for j in range(2)]
     test = [item(0, "test", "seven")]
     plain = method_items(METHODS.get("majority_vote")(), {"dev": dev, "test": test})
     assert plain["test"][0].gold is None and plain["dev"][0].gold == "0"  # dev keeps its gold
-    assert {i.metadata["answer_format"] for s in plain.values() for i in s} == {"numeric"}  # from dev golds
+    assert plain["test"][0].question == test[0].question
     oracle = method_items(METHODS.get("oracle_router")(), {"dev": dev, "test": test})
     assert oracle["test"][0].gold == "seven"
-    declared = Item(id="d", task="t", split="test", task_type="exact_match", question="q", gold="1",
-                    metadata={"answer_format": "text"})
-    assert method_items(METHODS.get("single")(), {"dev": dev, "test": [declared]})["test"][0].metadata == \
-        {"answer_format": "text"}  # a format the data declares wins
 
 
-def test_answer_keys_follow_the_declared_format_never_the_gold():
-    def q(fmt: str | None, gold: object) -> Item:
-        return Item(id="x", task="t", split="test", task_type="exact_match", question="q", gold=gold,
-                    metadata={} if fmt is None else {"answer_format": fmt})
+def test_answer_keys_follow_the_declared_mode_never_the_gold():
+    def q(answer_type: str | None, gold: object, task_type: str = "exact_match") -> Item:
+        return Item(id="x", task="t", split="test", task_type=task_type, question="Write the function.", gold=gold,
+                    metadata={} if answer_type is None else {"answer_type": answer_type})
 
-    for gold in (None, "7", "seven"):
-        assert answer_key(q("numeric", gold), "Answer: 7 apples") == "7"
-        assert answer_key(q("text", gold), "Answer: 7 apples") == "7 apples"
-        assert answer_key(q("text", gold), "Answer: 1,000") == "1000"  # whole numbers still compare as numbers
-    assert task_answer_format([item(0, "dev", "3"), item(1, "dev", "-8")]) == "numeric"
-    assert task_answer_format([item(0, "dev", "3"), item(1, "dev", "(A)")]) == "text"
-    assert task_answer_format([]) == "text"
-    with pytest.raises(ValueError, match="answer_format"):
-        answer_key(q("roman", None), "Answer: VII")
+    for gold in (None, "7", "seven", "(B) 9"):
+        assert answer_key(q("integer", gold), "Answer: 7 apples") == "7"
+        assert answer_key(q("option", gold), "Answer: 7 apples") == "7 apples"
+        assert answer_key(q(None, gold), "Answer: 1,000") == "1000"
+    # a coding item without an entry point: the scorer would take it from the gold's test program (g) and
+    # pick the block defining g; without gold it keys the last block, for dev and test alike
+    program = "```python\ndef g(x):\n    return x\n```\n\n```python\ndef h(x):\n    return 2\n```"
+    with_test = q(None, "def check(candidate):\n    assert g(1) == 1\n", "coding")
+    assert answer_key(with_test, program) == answer_key(q(None, None, "coding"), program) == "def h(x):\n    return 2"
 
 
 def test_decisions_file_is_written_per_seed(setting: dict):

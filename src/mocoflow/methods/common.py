@@ -1,12 +1,11 @@
 """Helpers several methods share: dev accuracy per model, scoring shared generations, prompts, gold-free
 answer keys, and the ``reliance`` a run records in its decisions.
 
-**Answer keys without gold.** Methods compare answers (votes, consensus) by the key the task's scorer extracts
-(:func:`answer_key`), but test items reach methods without ``gold`` (the collaborate stage removes it). For
-exact-match tasks the scorer's key depends on whether the answer is a number or text; methods take that
-*answer format* from the item's ``metadata["answer_format"]`` (``"numeric"`` or ``"text"``), which a data
-source may declare and which the collaborate stage otherwise sets for the whole task from the dev split
-(:func:`task_answer_format`: numeric when every dev gold is a number), never from a test item's gold.
+**Answer keys without gold.** Methods compare answers (votes, consensus) by the key the task's scorer
+extracts (:func:`answer_key`). Test items reach methods without ``gold`` (the collaborate stage removes it),
+and the key never depends on it: its answer mode comes from the task type and the item's metadata (for
+exact match, ``scoring.exact_match.declared_mode``: ``metadata["answer_type"]``, else ``auto``, which reads
+each answer as the bool, number, expression or text it is).
 
 **Reliance.** ``ctx.decide(reliance={model: share})``: the share of the answer each pool model is
 responsible for (items routed to it, answers of its that won, merge coefficients), summing to 1. A run whose
@@ -68,43 +67,6 @@ def reused_costs(records: list[dict[str, Any]]) -> dict[str, int]:
 
 # -- answer keys without gold ---------------------------------------------------------------------------
 
-ANSWER_FORMATS = ("numeric", "text")
-# What the exact-match scorer is shown in place of the gold so that it extracts a key in the wanted format:
-# its key is numeric exactly when the gold parses as a number (``scoring.exact_match.extract_key``).
-_FORMAT_PROBE = {"numeric": "0", "text": "text"}
-
-
-def answer_format(item: Item) -> str:
-    """``metadata["answer_format"]`` of an exact-match item ("text" when absent); other task types have one
-    key format each and return their task type."""
-    if item.task_type != "exact_match":
-        return item.task_type
-    fmt = item.metadata.get("answer_format", "text")
-    if fmt not in ANSWER_FORMATS:
-        raise ValueError(f"item {item.id!r}: metadata['answer_format'] must be one of {ANSWER_FORMATS}, "
-                         f"not {fmt!r}")
-    return str(fmt)
-
-
-def task_answer_format(dev_items: Iterable[Item]) -> str:
-    """The answer format of an exact-match task from its dev split: "numeric" when there are dev items and
-    every dev gold parses as a number, else "text" (mixed sets such as BBH compare as text)."""
-    from mocoflow.scoring.exact_match import parse_number
-
-    golds = [item.gold for item in dev_items]
-    numeric = bool(golds) and all(g is not None and parse_number(str(g)) is not None for g in golds)
-    return "numeric" if numeric else "text"
-
-
-def with_answer_format(items: list[Item], fmt: str) -> list[Item]:
-    """Exact-match items with ``metadata["answer_format"]`` set to ``fmt`` where the data did not declare
-    one (declared formats win); other items unchanged."""
-    if fmt not in ANSWER_FORMATS:
-        raise ValueError(f"answer format must be one of {ANSWER_FORMATS}, not {fmt!r}")
-    return [dataclasses.replace(i, metadata={**i.metadata, "answer_format": fmt})
-            if i.task_type == "exact_match" and "answer_format" not in i.metadata else i for i in items]
-
-
 def without_gold(items: list[Item]) -> list[Item]:
     """The items with ``gold`` removed (what methods see of the test split)."""
     return [dataclasses.replace(i, gold=None) for i in items]
@@ -112,12 +74,12 @@ def without_gold(items: list[Item]) -> list[Item]:
 
 def answer_key(item: Item, text: str) -> str | None:
     """The canonical answer key of ``text`` for voting and consensus (equal answers, equal keys; None when
-    unparseable), computed without the item's gold: the answer format comes from :func:`answer_format`."""
+    unparseable): the scorer's key in the mode the task type and metadata declare. The scorer is shown the
+    item without its gold, so dev and test answers get their keys the same way and no key can read a gold
+    (a coding item without ``metadata["entry_point"]`` would otherwise take it from the test program)."""
     from mocoflow.scoring import extract_answer
 
-    if item.task_type == "exact_match":
-        item = dataclasses.replace(item, gold=_FORMAT_PROBE[answer_format(item)])
-    return extract_answer(item, text)
+    return extract_answer(dataclasses.replace(item, gold=None), text)
 
 
 # -- reliance -------------------------------------------------------------------------------------------

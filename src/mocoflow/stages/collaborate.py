@@ -1,9 +1,8 @@
 """Run one collaboration method on one pool and one task; write predictions, decisions and the job's cost.
 
 What a method sees: the dev split with its gold, and the test split WITHOUT gold (``Item.gold`` is None),
-unless the method declares ``Need.TEST_GOLD`` (the oracle router, a reference row). Exact-match items carry
-``metadata["answer_format"]`` (declared by the data, else the task's format on dev; see
-``methods.common``), so no answer parsing needs the gold.
+unless the method declares ``Need.TEST_GOLD`` (the oracle router, a reference row). Answer parsing takes its
+mode from the task type and metadata (``methods.common.answer_key``), so no method needs the test gold.
 
 ``decisions.json`` (beside the predictions): what the run decided, per seed (``ctx.decide``):
 ``{"run", "method", "pool", "task", "seeds": [...], "by_seed": {"<seed>": {...}}}``.
@@ -23,7 +22,7 @@ from mocoflow.engines.loader import make_engine
 from mocoflow.io import by_seed, read_jsonl, write_json, write_jsonl
 from mocoflow.methods import METHODS
 from mocoflow.methods.base import EngineProvider, Method, Need, RunContext
-from mocoflow.methods.common import task_answer_format, with_answer_format, without_gold
+from mocoflow.methods.common import without_gold
 from mocoflow.models import ModelRef
 from mocoflow.stages.common import job_seeds, json_arg, parser, read_items, setup_logging
 
@@ -54,10 +53,9 @@ def generations_for_seed(seeded: dict[int, Generations], seed: int) -> Generatio
 
 
 def method_items(method: Method, split_items: dict[str, list[Item]]) -> dict[str, list[Item]]:
-    """The items a method may see: exact-match items with the task's answer format (from dev), and the
-    test split without gold unless the method needs it (``Need.TEST_GOLD``)."""
-    fmt = task_answer_format(split_items.get("dev", []))
-    out = {split: with_answer_format(items, fmt) for split, items in split_items.items()}
+    """The items a method may see: the dev split as it is, the test split without gold unless the method
+    needs it (``Need.TEST_GOLD``)."""
+    out = dict(split_items)
     if Need.TEST_GOLD not in method.needs:
         out["test"] = without_gold(out["test"])
     return out
