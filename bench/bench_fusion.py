@@ -70,11 +70,11 @@ def main() -> None:
     weights = [1 / len(engines)] * len(engines)
     decoding = DecodingConfig(max_new_tokens=args.new_tokens, batch_size=args.batch_size)
     sync = torch.cuda.synchronize if engines[0].device.startswith("cuda") else (lambda: None)
-    combined_generate(engines, prompts[:1], lambda lps: fused_logprobs(lps, weights),
+    combined_generate(engines, prompts[:1], lambda lps, rows: fused_logprobs(lps, weights),
                       DecodingConfig(max_new_tokens=2, batch_size=1))  # warm-up
     sync()
     t0 = time.perf_counter()
-    cached = combined_generate(engines, prompts, lambda lps: fused_logprobs(lps, weights), decoding,
+    cached = combined_generate(engines, prompts, lambda lps, rows: fused_logprobs(lps, weights), decoding,
                                stop_at_eos=False)
     sync()
     t_cached = time.perf_counter() - t0

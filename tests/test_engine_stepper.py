@@ -1,14 +1,17 @@
-"""IncrementalDecoder: the KV cache under left padding equals a full re-encode at every step."""
+"""The stepping API (``Stepper``): under left padding, per-row chunks of any length, rewinds, forks and batch
+compaction, every row's next-token distribution equals a full re-encode of that row on its own; greedy
+decoding reproduces the engine's ``generate``; costs add up; misuse is refused with a clear error."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 import torch
 
 from mocoflow.engines.base import DecodingConfig
-from mocoflow.engines.stepper import IncrementalDecoder
+from mocoflow.engines.stepper import Stepper, StepperError, greedy_patches, open_steppers
 from mocoflow.engines.transformers_engine import TransformersEngine
 
 PROMPTS = [
@@ -32,15 +35,22 @@ def _full_logprobs(model: torch.nn.Module, ids: list[int]) -> torch.Tensor:
     return torch.log_softmax(logits.float(), -1)
 
 
+def _check(stepper: Stepper, engine: TransformersEngine, rows: dict[int, list[int]]) -> None:
+    for r in stepper.live():
+        torch.testing.assert_close(stepper.logprobs([r])[0], _full_logprobs(engine.model, rows[r]),
+                                   atol=1e-4, rtol=1e-4)
+
+
 def test_stepper_matches_full_reencode_at_every_step(engine: TransformersEngine):
     prompt_ids = engine.encode(PROMPTS)
     assert len({len(r) for r in prompt_ids}) == len(PROMPTS)  # different lengths: real left padding
-    dec = IncrementalDecoder(engine.model, engine.tokenizer, engine.device)
-    logp = dec.start(PROMPTS)
-    assert dec.prompt_lengths() == [len(r) for r in prompt_ids]
+    dec = engine.stepper(PROMPTS)
+    assert dec.prompt_tokens == [len(r) for r in prompt_ids]
     rows = [list(r) for r in prompt_ids]
     gen = torch.Generator().manual_seed(0)
+    everyone = list(range(len(PROMPTS)))
     for step in range(6):
+        logp = dec.logprobs(everyone)
         assert logp.shape == (len(PROMPTS), engine.model.config.vocab_size)
         for b, row in enumerate(rows):
             torch.testing.assert_close(logp[b], _full_logprobs(engine.model, row), atol=1e-4, rtol=1e-4)
@@ -49,43 +59,153 @@ def test_stepper_matches_full_reencode_at_every_step(engine: TransformersEngine)
         nxt = logp.argmax(-1) if step % 2 == 0 else random_tokens
         for b, t in enumerate(nxt.tolist()):
             rows[b].append(t)
-        logp = dec.step(nxt)
+        dec.emit(dict(enumerate(nxt.tolist())), eos_ends=False)
     for b, row in enumerate(rows):
-        torch.testing.assert_close(logp[b], _full_logprobs(engine.model, row), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(dec.logprobs([b])[0], _full_logprobs(engine.model, row), atol=1e-4, rtol=1e-4)
+
+
+def test_stepper_rows_feed_different_amounts_rewind_fork_and_compact(engine: TransformersEngine):
+    """Random mixes of per-row operations (subsets of rows, chunks of 0-3 tokens, text syncs, rewinds,
+    forks, scoring, releases that compact the batch): every live row stays exact."""
+    dec = engine.stepper(PROMPTS)
+    rows = dict(enumerate(list(r) for r in engine.encode(PROMPTS)))
+    rng = random.Random(0)
+    for step in range(16):
+        live = dec.live()
+        op = step % 5
+        if op == 0:  # a subset emits greedy tokens
+            chosen = {r: t for r, (t, _) in zip(live, dec.top(live), strict=True) if rng.random() < 0.6}
+            chosen = {r: t for r, t in chosen.items() if t not in dec.eos}
+            dec.emit(chosen)
+            for r, t in chosen.items():
+                rows[r].append(t)
+        elif op == 1:  # chunks of different lengths, some empty
+            chunks = {r: [rng.randrange(4, 300) for _ in range(rng.randrange(0, 4))] for r in live}
+            dec.feed_tokens(chunks)
+            for r, t in chunks.items():
+                rows[r] += t
+        elif op == 2:  # a tentative patch, checked, then rolled back
+            r = rng.choice(live)
+            snap, before = dec.snapshot(r), list(rows[r])
+            dec.feed_tokens({r: [10, 11, 12]})
+            rows[r] += [10, 11, 12]
+            _check(dec, engine, rows)
+            dec.rewind(r, snap)
+            rows[r] = before
+        elif op == 3:  # fork a row and let the copy diverge
+            r = rng.choice(live)
+            f = dec.fork(r)
+            rows[f] = list(rows[r])
+            dec.feed_tokens({f: [20, 21]})
+            rows[f] += [20, 21]
+        else:  # text appended to one row, scoring (not kept) on another
+            a, b = rng.sample(live, 2)
+            text = dec.text(a) + " plus 4"
+            dec.sync({a: text})
+            rows[a] += dec.encode(" plus 4")
+            scored = dec.score_tokens({b: [5, 6, 7]})[b][0]
+            for j, t in enumerate([5, 6, 7]):
+                assert scored[j] == pytest.approx(float(_full_logprobs(engine.model, rows[b] + [5, 6, 7][:j])[t]),
+                                                  abs=1e-4)
+        _check(dec, engine, rows)
+    width = dec.mask.shape[1]
+    dec.release(dec.live()[:-2])  # most rows finish: the batch shrinks and unused columns go
+    assert len(dec.live()) == 2 and dec.mask.shape[0] == 2 and dec.mask.shape[1] < width
+    _check(dec, engine, rows)
+    live = dec.live()
+    chosen = dict(zip(live, (t for t, _ in dec.top(live)), strict=True))
+    dec.emit(chosen, eos_ends=False)
+    for r, t in chosen.items():
+        rows[r].append(t)
+    _check(dec, engine, rows)
+
+
+def test_score_keeps_or_rewinds_and_returns_hidden_states(engine: TransformersEngine):
+    dec = engine.stepper(PROMPTS[:2], hidden=True)
+    ids = engine.encode(PROMPTS[:2])
+    tail = dec.encode(" yes no")
+    (lps, hs) = dec.score_tokens({1: tail}, hidden=True)[1]
+    with torch.no_grad():
+        out = engine.model(input_ids=torch.tensor([ids[1] + tail]), output_hidden_states=True)
+    n = len(ids[1])
+    manual = torch.log_softmax(out.logits[0, n - 1:-1].float(), -1).gather(-1, torch.tensor(tail)[:, None])
+    assert lps == pytest.approx(manual.view(-1).tolist(), abs=1e-4)
+    torch.testing.assert_close(hs, out.hidden_states[-1][0, n - 1:-1].float(), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(dec.logprobs([1])[0], _full_logprobs(engine.model, ids[1]), atol=1e-4, rtol=1e-4)
+    assert dec.text(1) == ""  # rewound
+    dec.score({1: " yes no"}, keep=True)
+    assert dec.text(1) == " yes no"
+    torch.testing.assert_close(dec.logprobs([1])[0], _full_logprobs(engine.model, ids[1] + tail), atol=1e-4,
+                               rtol=1e-4)
+    torch.testing.assert_close(dec.hidden([1])[0], out.hidden_states[-1][0, -1].float(), atol=1e-4, rtol=1e-4)
 
 
 def test_stepper_greedy_reproduces_engine_generate(engine: TransformersEngine):
     max_new = 8
     expected = engine.generate(PROMPTS, DecodingConfig(max_new_tokens=max_new, batch_size=len(PROMPTS)))
-    eos = engine.tokenizer.eos_token_id
-    dec = IncrementalDecoder(engine.model, engine.tokenizer, engine.device)
-    logp = dec.start(PROMPTS)
-    tokens: list[list[int]] = [[] for _ in PROMPTS]
-    sums = [0.0] * len(PROMPTS)
-    done = [False] * len(PROMPTS)
-    for _ in range(max_new):
-        nxt = logp.argmax(-1)
-        for b, t in enumerate(nxt.tolist()):
-            if not done[b]:
-                tokens[b].append(t)
-                sums[b] += float(logp[b, t])
-                done[b] = t == eos
-        if all(done):
-            break
-        logp = dec.step(nxt)
+    dec = engine.stepper(PROMPTS)
+    patches = greedy_patches(dec, range(len(PROMPTS)), max_new)
     for b, g in enumerate(expected):
-        body = [t for t in tokens[b] if t != eos]
-        assert engine.tokenizer.decode(body, skip_special_tokens=True) == g.text
-        assert len(tokens[b]) == g.generated_tokens
-        assert sums[b] == pytest.approx(g.sum_logprob, abs=1e-3)
+        assert dec.decode(patches[b].tokens) == g.text
+        assert len(patches[b].tokens) == g.generated_tokens
+        assert sum(patches[b].logprobs) == pytest.approx(g.sum_logprob, abs=1e-3)
+
+
+def test_greedy_patches_in_a_batch_equal_one_row_at_a_time(tiny_answer_a_model_dir: Path):
+    """Rows of different lengths, some ending at eos early: each row's patch is what it gets alone."""
+    engine = TransformersEngine("ans_a", tiny_answer_a_model_dir, device="cpu")
+    prompts = PROMPTS + ["Which option is correct?", "Question: hello"]
+    batch = greedy_patches(engine.stepper(prompts), range(len(prompts)), 12)
+    alone = [greedy_patches(engine.stepper([p]), [0], 12)[0] for p in prompts]
+    assert [(p.text, p.ended, p.tokens) for p in batch.values()] == [(p.text, p.ended, p.tokens) for p in alone]
+    assert any(p.ended for p in alone) and len({len(p.tokens) for p in alone}) > 1
+    word = greedy_patches(engine.stepper(prompts), range(len(prompts)), 1, finish_word=True)
+    for r, p in word.items():  # a patch runs on to the end of its word
+        assert p.ended or len(p.tokens) >= 1
+        following = engine.stepper([prompts[r]])
+        following.sync({0: p.text})
+        nxt = following.top([0])[0][0]
+        assert p.ended or nxt in following.eos or following.piece(nxt)[:1].isspace() or len(p.tokens) == 9
+
+
+def test_costs_are_charged_to_rows_and_the_engine(engine: TransformersEngine):
+    before = engine.usage.prompt_tokens, engine.usage.generated_tokens, engine.usage.calls
+    dec = engine.stepper(PROMPTS[:3])
+    ids = engine.encode(PROMPTS[:3])
+    dec.emit({0: 5, 1: 6})
+    dec.feed_tokens({2: [7, 8]})
+    snap = dec.snapshot(1)
+    dec.emit({1: 9})
+    dec.rewind(1, snap)  # rolled back, still paid for
+    dec.count_generated([2])
+    assert [dec.cost(r) for r in range(3)] == [
+        {"prompt_tokens": len(ids[0]), "generated_tokens": 1},
+        {"prompt_tokens": len(ids[1]), "generated_tokens": 2},
+        {"prompt_tokens": len(ids[2]) + 2, "generated_tokens": 1},
+    ]
+    assert engine.usage.prompt_tokens - before[0] == sum(dec.cost(r)["prompt_tokens"] for r in range(3))
+    assert engine.usage.generated_tokens - before[1] == sum(dec.cost(r)["generated_tokens"] for r in range(3))
+    assert engine.usage.calls - before[2] == 3
 
 
 def test_stepper_rejects_misuse(engine: TransformersEngine):
-    dec = engine.decoder()
-    with pytest.raises(RuntimeError, match="before start"):
-        dec.step(torch.tensor([1]))
-    dec.start(["a", "b"])
-    with pytest.raises(ValueError):
-        dec.step(torch.tensor([1, 2, 3]))
-    with pytest.raises(ValueError):
-        dec.start_ids([[1, 2], []])
+    dec = engine.stepper(["a", "b"])
+    with pytest.raises(StepperError, match="row 5 does not exist"):
+        dec.emit({5: 1})
+    with pytest.raises(StepperError, match="does not extend"):
+        dec.sync({0: "x"}) or dec.sync({0: "y"})
+    with pytest.raises(StepperError, match="appear twice"):
+        dec.advance(tokens={1: 3}, texts={1: "z"})
+    with pytest.raises(StepperError, match="hidden=True"):
+        dec.hidden([0])
+    dec.release([0])
+    with pytest.raises(StepperError, match="released"):
+        dec.top([0])
+    with pytest.raises(StepperError, match="non-empty"):
+        Stepper(engine, ids=[[1, 2], []])
+
+    class NoStepping:
+        name = "remote"
+
+    with pytest.raises(StepperError, match="transformers backend"):
+        open_steppers([NoStepping()], ["a"])

@@ -26,13 +26,13 @@ def test_cuda_greedy_matches_cpu(tiny_model_dir: Path):
 def test_cuda_logit_fusion_stepper_matches_cpu(tiny_model_dir: Path):
     import torch
 
-    from mocoflow.engines.stepper import IncrementalDecoder
-
     outs = []
+    rows = list(range(len(PROMPTS)))
     for device in ("cpu", "cuda"):
         e = TransformersEngine(device, str(tiny_model_dir), device=device, dtype="float32")
-        d = IncrementalDecoder(e.model, e.tokenizer, e.device)
-        lp = d.start(PROMPTS)
-        lp2 = d.step(lp.argmax(-1))
+        d = e.stepper(PROMPTS)
+        lp = d.logprobs(rows)
+        d.emit(dict(enumerate(lp.argmax(-1).tolist())), eos_ends=False)
+        lp2 = d.logprobs(rows)
         outs.append(torch.stack([lp, lp2]).float().cpu())
     assert torch.allclose(outs[0], outs[1], atol=1e-3)

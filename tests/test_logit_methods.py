@@ -172,12 +172,28 @@ def test_optimised_fusion_keeps_the_best_dev_candidate(tmp_path: Path, tiny_mode
     ctx = make_ctx(pool_of(rand=tiny_model_dir, trained=trained), n_test=1)
     preds = METHODS.get("logit_fusion")({"mode": "optimised", "trials": 3}).run(ctx)
     engines = [ctx.engines.get(r) for r in ctx.pool]
-    cands = [[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]]
-    scores = [dev_accuracy_of(engines, ctx.items["dev"], lambda lp, w=w: fused_logprobs(lp, w), ctx.decoding)
-              for w in cands]
+    # trials are raised to pool size + 2: uniform, both corners and one mixture
+    cands = [[0.5, 0.5], [1.0, 0.0], [0.0, 1.0], [0.25, 0.75]]
+    assert candidate_weights(2, "grid", 3, 0.25, 0) == cands
+    # each candidate decoded on its own, one at a time (the method decodes them side by side)
+    scores = [dev_accuracy_of(engines, ctx.items["dev"], lambda lp, rows, w=w: fused_logprobs(lp, w),
+                              DecodingConfig(max_new_tokens=STEPS, batch_size=1)) for w in cands]
     assert max(scores) > min(scores)  # the candidates differ on dev, so the choice below is meaningful
-    best = max(range(3), key=lambda i: (scores[i], -i))
+    best = max(range(len(cands)), key=lambda i: (scores[i], -i))
     assert preds[0]["fusion_weights"] == cands[best] and preds[0]["fusion_dev_accuracy"] == scores[best]
+    assert [c["dev_accuracy"] for c in ctx.decisions["candidates"]] == scores
+    assert ctx.decisions["reliance"] == dict(zip(["rand", "trained"], cands[best], strict=True))
+
+
+def test_fusion_candidates_never_collapse_to_uniform_or_one_model():
+    for n in (2, 3, 4):
+        for search in ("grid", "random"):
+            cands = candidate_weights(n, search, 2, 0.25, 0)
+            assert len(cands) == n + 2
+            corners = [[1.0 if j == i else 0.0 for j in range(n)] for i in range(n)]
+            assert all(c in cands for c in corners)  # every model alone, not just the first
+            mixtures = [c for c in cands if c not in corners and c != [1.0 / n] * n]
+            assert mixtures and all(sum(w > 0 for w in c) >= 2 for c in mixtures)
 
 
 NAMES = ["logit_fusion", "logit_contrastive", "contrastive_decoding", "proxy_tuning"]

@@ -161,3 +161,46 @@ def train_tiny_model_briefly(model_dir: str | os.PathLike[str], texts: list[str]
     log.debug("trained %s for %d steps, final loss %.3f", path, steps, loss.item())
     model.save_pretrained(str(path), safe_serialization=True)
     return path
+
+
+def train_tiny_model_on_pairs(model_dir: str | os.PathLike[str], pairs: list[tuple[str, str]], steps: int = 40,
+                              *, lr: float = 1e-2, seed: int = 0) -> Path:
+    """Like ``train_tiny_model_briefly`` for (prompt, reply) pairs: each reply is trained after its own
+    chat-templated prompt (loss on the reply and eos only), so a tiny model can answer different prompts
+    differently (e.g. one kind of question "Answer: A", another "Answer: B")."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not pairs:
+        raise ValueError("train_tiny_model_on_pairs needs at least one (prompt, reply) pair")
+    path = Path(model_dir)
+    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
+    rows: list[tuple[list[int], int]] = []
+    for prompt, reply in pairs:
+        head = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                       tokenize=False) if tok.chat_template else prompt
+        head_ids = tok(head, add_special_tokens=False)["input_ids"]
+        rows.append((head_ids + tok(reply, add_special_tokens=False)["input_ids"] + [tok.eos_token_id],
+                     len(head_ids)))
+    width = max(len(r) for r, _ in rows)
+    ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
+    labels = torch.full_like(ids, -100)
+    mask = torch.zeros_like(ids)
+    for i, (r, start) in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r)
+        mask[i, :len(r)] = 1
+        labels[i, start:len(r)] = torch.tensor(r[start:])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.train()
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        for _ in range(steps):
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    log.debug("trained %s on %d pairs for %d steps, final loss %.3f", path, len(pairs), steps, loss.item())
+    model.save_pretrained(str(path), safe_serialization=True)
+    return path

@@ -1,13 +1,44 @@
-"""Incremental decoding over one Hugging Face causal LM with a KV cache, for logit-level methods.
+"""The stepping API: many rows (one per item, plus forks) decoding through one causal LM in lockstep.
 
-``IncrementalDecoder.start`` left-pads a batch of prompts, runs them once and keeps the KV cache and the
-attention mask; ``step`` feeds one token per row and returns the next-token log-probabilities. Position
-ids are computed from the attention mask, so a left-padded row sees exactly the positions it would see
-unpadded (the test suite checks every step against a full re-encode of each row on its own).
+Every token-level method (nudging, switch generation, mentor collaboration, Co-LLM, the logit decoders)
+drives its items through a ``Stepper``, one per model: ``engine.stepper(prompts)`` encodes and runs the
+prompts once, left-padded, and keeps one KV cache for the whole batch.
+
+Rows
+  Each row has its own attention mask, positions, next-token log-probabilities (``logprobs``/``top``), last
+  hidden state (``hidden=True``), the answer text it has consumed (``text``) and its costs. A forward pass
+  feeds any number of tokens to any subset of rows: chunks are right-aligned and padded on the left, the
+  padding is masked and every real token gets the position it would have unpadded, so a row computes what it
+  would compute alone (the tests check every step against a full re-encode of each row on its own, and
+  every method's batched outputs against one item at a time). Rows that feed nothing ride along with masked
+  padding and keep their state.
+
+Operations
+  ``emit`` feeds one token per row that the model chose itself (eos is counted, not fed, and ends the row's
+  text); ``feed_tokens`` feeds token ids chosen by another same-tokenizer model; ``sync`` brings a row up to
+  the answer text written so far by any model (only the new part is tokenised, with this model's tokenizer:
+  methods exchange whole words, so re-tokenising starts at a word boundary); ``advance`` does both in one
+  forward pass. ``score_tokens``/``score`` return the log-probability (and optionally the hidden state before)
+  each token of a continuation, optionally keeping it. ``snapshot``/``rewind`` roll a row back (its newer
+  cache columns are masked out, so other rows are untouched), ``fork`` copies a row, ``release`` marks a row
+  finished; once half the physical rows are released the batch is compacted (and cache columns that no live
+  row uses are dropped).
+
+Costs
+  Every forward pass is charged to the engine's ``Usage`` (``prompt_tokens`` for tokens the model read,
+  ``generated_tokens`` for tokens it chose, eos included, ``generate_seconds``; one ``call`` per row) and to
+  the row (``cost``), never rolled back by ``rewind``.
+
+Greedy helpers: ``greedy_patches`` lets rows append up to n greedy tokens each in lockstep (optionally
+finishing the current word), returning a ``Patch`` per row.
 """
 
 from __future__ import annotations
 
+import inspect
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -15,62 +46,426 @@ import torch
 from mocoflow.engines.loader import encode_prompts, left_pad, position_ids_from_mask
 
 
-class IncrementalDecoder:
-    """Decode a batch one token at a time; each row keeps its own position under left padding."""
+class StepperError(ValueError):
+    """Misuse of the stepping API (unknown row, released row, text that does not extend the row's text)."""
 
-    def __init__(self, model: Any, tokenizer: Any, device: str | torch.device | None = None) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
-        self.past: Any = None
-        self.mask: torch.Tensor | None = None
-        self.next_position: torch.Tensor | None = None
-        self._prompt_lengths: list[int] = []
 
-    @property
-    def pad_id(self) -> int:
+@dataclass(frozen=True)
+class Snapshot:
+    """A row's state at one moment (see ``Stepper.snapshot``)."""
+
+    epoch: int
+    width: int
+    next_position: int
+    logprobs: torch.Tensor
+    hidden: torch.Tensor | None
+    text: str
+
+
+@dataclass
+class Patch:
+    """What ``greedy_patches`` appended to one row: text, whether the row chose eos, and per chosen token its
+    id and log-probability (eos included)."""
+
+    text: str = ""
+    ended: bool = False
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+
+
+def engine_eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    """The tokenizer's eos and every eos the generation config names."""
+    ids = {tokenizer.eos_token_id}
+    cfg = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(cfg if isinstance(cfg, list) else [cfg])
+    return frozenset(int(i) for i in ids if i is not None)
+
+
+class Stepper:
+    """Rows of one model decoding in lockstep; see the module docstring."""
+
+    def __init__(self, engine: Any, prompts: Sequence[str] | None = None, *,
+                 ids: Sequence[Sequence[int]] | None = None, hidden: bool = False, chat: bool = True) -> None:
+        if (prompts is None) == (ids is None):
+            raise StepperError("Stepper needs either prompts or token ids")
+        self.engine = engine
+        self.model = engine.model
+        self.tokenizer = engine.tokenizer
+        self.device = torch.device(engine.device)
+        self.usage = engine.usage
+        self.want_hidden = hidden
+        self.eos = engine_eos_ids(self.model, self.tokenizer)
+        self.eos_token = int(self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None
+                             else min(self.eos))
         pad = self.tokenizer.pad_token_id
-        return int(pad if pad is not None else self.tokenizer.eos_token_id)
-
-    @torch.no_grad()
-    def start(self, prompt_texts: list[str], chat: bool = True) -> torch.Tensor:
-        """Encode (chat-templated when ``chat`` and the tokenizer has a template) and run the prompts;
-        returns next-token log-probabilities ``[B, V]`` (float32)."""
-        return self.start_ids(encode_prompts(self.tokenizer, prompt_texts, chat=chat))
-
-    @torch.no_grad()
-    def start_ids(self, rows: list[list[int]]) -> torch.Tensor:
-        """Like ``start`` from token ids (one unpadded list per row)."""
+        self.pad_id = int(pad if pad is not None else self.eos_token)
+        self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        self._pieces: dict[int, str] = {}
+        self._epoch = 0  # bumped when cache columns move (snapshots from before cannot be rewound to)
+        rows = [list(r) for r in ids] if ids is not None else encode_prompts(self.tokenizer, list(prompts or []),
+                                                                             chat=chat)
         if not rows or any(len(r) == 0 for r in rows):
-            raise ValueError("IncrementalDecoder.start needs at least one non-empty prompt per row")
+            raise StepperError("Stepper needs at least one row, each with a non-empty prompt")
+        # per logical row
+        self._phys: list[int] = list(range(len(rows)))  # physical index, -1 once released
+        self._text: list[str] = [""] * len(rows)
+        self.prompt_tokens: list[int] = [len(r) for r in rows]
+        self._spent_prompt: list[int] = [0] * len(rows)
+        self._spent_generated: list[int] = [0] * len(rows)
+        # per physical row
+        self._next: list[int] = []
+        self.past: Any = None
+        self.mask = torch.zeros((0, 0), dtype=torch.long, device=self.device)
+        self._logp = torch.zeros((0, 0))
+        self._hidden: torch.Tensor | None = None
+        self._prefill(rows)
+        self.usage.calls += len(rows)
+
+    # -- reading state ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._phys)
+
+    def live(self) -> list[int]:
+        """Rows not released."""
+        return [r for r, p in enumerate(self._phys) if p >= 0]
+
+    def _p(self, row: int) -> int:
+        if not 0 <= row < len(self._phys):
+            raise StepperError(f"row {row} does not exist (the stepper has {len(self._phys)} rows)")
+        p = self._phys[row]
+        if p < 0:
+            raise StepperError(f"row {row} was released")
+        return p
+
+    def _idx(self, rows: Sequence[int]) -> torch.Tensor:
+        return torch.tensor([self._p(r) for r in rows], dtype=torch.long, device=self._logp.device)
+
+    def logprobs(self, rows: Sequence[int]) -> torch.Tensor:
+        """Next-token log-probabilities ``[len(rows), V]`` (float32)."""
+        return self._logp[self._idx(rows)]
+
+    def top(self, rows: Sequence[int]) -> list[tuple[int, float]]:
+        """Per row the greedy next token and its log-probability."""
+        lp, tok = self.logprobs(rows).max(-1)
+        return list(zip(tok.tolist(), lp.tolist(), strict=True))
+
+    def hidden(self, rows: Sequence[int]) -> torch.Tensor:
+        """Last-layer hidden state at each row's last token ``[len(rows), H]`` (needs ``hidden=True``)."""
+        if self._hidden is None:
+            raise StepperError("this stepper was opened without hidden=True")
+        return self._hidden[self._idx(rows)]
+
+    def text(self, row: int) -> str:
+        """The answer text this row has consumed (its own pieces and synced text)."""
+        self._p(row)
+        return self._text[row]
+
+    def cost(self, row: int) -> dict[str, int]:
+        """Tokens this row ran: prompt and fed text (prompt side), its own choices (generated side)."""
+        return {"prompt_tokens": self._spent_prompt[row], "generated_tokens": self._spent_generated[row]}
+
+    # -- tokenizer helpers -----------------------------------------------------------------------------
+
+    def piece(self, token: int) -> str:
+        """The text of one token (special tokens skipped)."""
+        if token not in self._pieces:
+            self._pieces[token] = self.tokenizer.decode([token], skip_special_tokens=True)
+        return self._pieces[token]
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        """Text of ``tokens`` without eos and special tokens."""
+        return self.tokenizer.decode([t for t in tokens if t not in self.eos], skip_special_tokens=True)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` without special tokens."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+    # -- feeding -----------------------------------------------------------------------------------------
+
+    def count_generated(self, rows: Sequence[int], n: int = 1) -> None:
+        """Charge ``n`` chosen-but-not-fed tokens (e.g. eos) to each row and the engine."""
+        for r in rows:
+            self._p(r)
+            self._spent_generated[r] += n
+        self.usage.generated_tokens += n * len(rows)
+
+    def advance(self, tokens: Mapping[int, int] | None = None, texts: Mapping[int, str] | None = None, *,
+                foreign: Mapping[int, Sequence[int]] | None = None, eos_ends: bool = True) -> set[int]:
+        """One forward pass for any mix of rows: rows in ``tokens`` feed one token the model chose itself (eos
+        is charged, not fed, and returned among the ended rows; fed like any token when not ``eos_ends``);
+        rows in ``texts`` are synced to that answer text; rows in ``foreign`` feed token ids another model
+        (same tokenizer) chose, charged as read. A row may appear once. Returns the rows whose token was eos."""
+        tokens, texts, foreign = dict(tokens or {}), dict(texts or {}), dict(foreign or {})
+        seen = [*tokens, *texts, *foreign]
+        if len(seen) != len(set(seen)):
+            raise StepperError(f"rows {sorted({r for r in seen if seen.count(r) > 1})} appear twice in one advance")
+        chunks: dict[int, list[int]] = {}
+        own: dict[int, int] = {}
+        ended: set[int] = set()
+        for r, tok in tokens.items():
+            self._p(r)
+            if tok in self.eos and eos_ends:
+                ended.add(r)
+                continue
+            chunks[r] = [int(tok)]
+            own[r] = 1
+        for r, text in texts.items():
+            self._p(r)
+            if not text.startswith(self._text[r]):
+                raise StepperError(f"row {r}: the new text does not extend the text the row has consumed "
+                                   f"({self._text[r][-40:]!r} ...)")
+            chunks[r] = self.encode(text[len(self._text[r]):])
+        for r, toks in foreign.items():
+            self._p(r)
+            chunks[r] = [int(t) for t in toks]
+        self.count_generated(sorted(ended))
+        for r in chunks:
+            if r in texts:
+                self._text[r] = texts[r]
+            else:
+                self._text[r] += "".join(self.piece(t) for t in chunks[r] if t not in self.eos)
+        self._forward(chunks, own=own)
+        return ended
+
+    def emit(self, tokens: Mapping[int, int], *, eos_ends: bool = True) -> set[int]:
+        """Feed each row a token the model chose itself; returns the rows whose token was eos."""
+        return self.advance(tokens=tokens, eos_ends=eos_ends)
+
+    def sync(self, texts: Mapping[int, str]) -> None:
+        """Bring each row up to ``texts[row]``, which must extend the text it has consumed."""
+        self.advance(texts=texts)
+
+    def feed_tokens(self, chunks: Mapping[int, Sequence[int]]) -> None:
+        """Feed token ids another model (same tokenizer) chose; their text is appended to the row's text."""
+        self.advance(foreign=chunks)
+
+    def score_tokens(self, chunks: Mapping[int, Sequence[int]], *, keep: bool = False, hidden: bool = False
+                     ) -> dict[int, tuple[list[float], torch.Tensor | None]]:
+        """Per row, the log-probability of each token of its chunk given everything before it, and (with
+        ``hidden``) the hidden state that predicted it ``[len(chunk), H]``. With ``keep`` the chunk stays fed
+        (its text is appended to the row's text); else the row is rewound. Empty chunks score ``[]``."""
+        if hidden and self._hidden is None:
+            raise StepperError("score_tokens(hidden=True) needs a stepper opened with hidden=True")
+        chunks = {r: list(t) for r, t in chunks.items()}
+        snaps = {r: self.snapshot(r) for r in chunks}
+        first = {r: (self._logp[self._p(r)].clone(),
+                     None if self._hidden is None else self._hidden[self._p(r)].clone()) for r in chunks}
+        out_lp, out_h = self._forward(chunks, all_positions=True)
+        result: dict[int, tuple[list[float], torch.Tensor | None]] = {}
+        for r, toks in chunks.items():
+            if not toks:
+                result[r] = ([], None)
+                continue
+            lp0, h0 = first[r]
+            lps = [float(lp0[toks[0]])]
+            if len(toks) > 1:
+                inner = out_lp[r][:-1].gather(-1, torch.tensor(toks[1:], device=out_lp[r].device)[:, None])
+                lps += inner.squeeze(-1).tolist()
+            hs = None
+            if hidden:
+                hs = torch.cat([h0[None], out_h[r][:-1]]) if len(toks) > 1 else h0[None]
+            result[r] = (lps, hs)
+            if keep:
+                self._text[r] += "".join(self.piece(t) for t in toks if t not in self.eos)
+            else:
+                self.rewind(r, snaps[r])
+        return result
+
+    def score(self, texts: Mapping[int, str], *, keep: bool = False) -> dict[int, list[float]]:
+        """Log-probabilities of each token of each row's continuation text (see ``score_tokens``)."""
+        before = {r: self.text(r) for r in texts}
+        got = self.score_tokens({r: self.encode(t) for r, t in texts.items()}, keep=keep)
+        if keep:  # the row's text is the continuation as given, not its re-decoded pieces
+            for r, t in texts.items():
+                self._text[r] = before[r] + t
+        return {r: lps for r, (lps, _) in got.items()}
+
+    # -- rows -----------------------------------------------------------------------------------------
+
+    def snapshot(self, row: int) -> Snapshot:
+        p = self._p(row)
+        return Snapshot(epoch=self._epoch, width=self.mask.shape[1], next_position=self._next[p],
+                        logprobs=self._logp[p].clone(),
+                        hidden=None if self._hidden is None else self._hidden[p].clone(), text=self._text[row])
+
+    def rewind(self, row: int, snap: Snapshot) -> None:
+        """Return ``row`` to ``snap`` (taken from this row): its later cache columns are masked out."""
+        p = self._p(row)
+        if snap.epoch != self._epoch:
+            raise StepperError(f"row {row}: the snapshot predates a compaction of the batch (release)")
+        self.mask[p, snap.width:] = 0
+        self._next[p] = snap.next_position
+        self._logp[p] = snap.logprobs
+        if self._hidden is not None and snap.hidden is not None:
+            self._hidden[p] = snap.hidden
+        self._text[row] = snap.text
+
+    def fork(self, row: int) -> int:
+        """A new row with ``row``'s history and state (its costs start at zero); returns its index."""
+        p = self._p(row)
+        keep = torch.tensor(list(range(self.mask.shape[0])) + [p], dtype=torch.long, device=self.device)
+        self._select(keep)
+        self._phys.append(self.mask.shape[0] - 1)
+        self._text.append(self._text[row])
+        self.prompt_tokens.append(self.prompt_tokens[row])
+        self._spent_prompt.append(0)
+        self._spent_generated.append(0)
+        return len(self._phys) - 1
+
+    def release(self, rows: Sequence[int]) -> None:
+        """Mark rows finished (their state can no longer be read); compacts the batch when half is idle."""
+        for r in rows:
+            if self._phys[r] >= 0:
+                self._phys[r] = -1
+        live = sorted(p for p in self._phys if p >= 0)
+        if live and len(live) * 2 <= self.mask.shape[0]:
+            self._select(torch.tensor(live, dtype=torch.long, device=self.device))
+            remap = {old: new for new, old in enumerate(live)}
+            self._phys = [remap[p] if p >= 0 else -1 for p in self._phys]
+            self._drop_unused_columns()
+            self._epoch += 1
+
+    def _select(self, keep: torch.Tensor) -> None:
+        """Keep (or repeat) physical rows ``keep`` in the cache and every per-row tensor."""
+        if self.past is not None:
+            self.past.batch_select_indices(keep)
+        self.mask = self.mask[keep]
+        self._logp = self._logp[keep.to(self._logp.device)]
+        if self._hidden is not None:
+            self._hidden = self._hidden[keep.to(self._hidden.device)]
+        self._next = [self._next[i] for i in keep.tolist()]
+
+    def _drop_unused_columns(self) -> None:
+        """Remove cache columns no physical row attends to (plain dynamic layers only)."""
+        layers = getattr(self.past, "layers", None)
+        if not layers or any(getattr(layer, "is_sliding", False) or not hasattr(layer, "keys") for layer in layers):
+            return
+        used = self.mask.bool().any(0)
+        if bool(used.all()):
+            return
+        cols = used.nonzero().view(-1)
+        for layer in layers:
+            if getattr(layer, "keys", None) is not None and layer.keys.numel():
+                layer.keys = layer.keys[:, :, cols]
+                layer.values = layer.values[:, :, cols]
+        self.mask = self.mask[:, cols]
+
+    # -- forward passes -------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _prefill(self, rows: list[list[int]]) -> None:
+        t0 = time.perf_counter()
         ids, mask = left_pad(rows, self.pad_id, self.device)
         positions = position_ids_from_mask(mask)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        out = self._run(ids, mask, positions, past=None, all_positions=False)
         self.past = out.past_key_values
         self.mask = mask
-        self.next_position = positions[:, -1] + 1
-        self._prompt_lengths = [len(r) for r in rows]
-        return torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+        self._next = (positions[:, -1] + 1).tolist()
+        self._logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+        if self.want_hidden:
+            self._hidden = out.hidden_states[-1][:, -1].float()
+        for r, row in enumerate(rows):
+            self._spent_prompt[r] += len(row)
+        self.usage.prompt_tokens += sum(len(r) for r in rows)
+        self.usage.generate_seconds += time.perf_counter() - t0
+
+    def _run(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, past: Any,
+             all_positions: bool) -> Any:
+        kwargs: dict[str, Any] = {"output_hidden_states": self.want_hidden}
+        if self._keeps_logits:
+            kwargs["logits_to_keep"] = 0 if all_positions else 1
+        return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=past,
+                          use_cache=True, **kwargs)
 
     @torch.no_grad()
-    def step(self, next_tokens: torch.Tensor) -> torch.Tensor:
-        """Feed one token per row (``LongTensor[B]``); returns next-token log-probabilities ``[B, V]``."""
-        if self.mask is None or self.next_position is None:
-            raise RuntimeError("IncrementalDecoder.step called before start")
-        tokens = next_tokens.to(self.device, dtype=torch.long).view(-1, 1)
-        if tokens.shape[0] != self.mask.shape[0]:
-            raise ValueError(f"step got {tokens.shape[0]} tokens for a batch of {self.mask.shape[0]}")
-        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
-        positions = self.next_position.view(-1, 1)
-        out = self.model(input_ids=tokens, attention_mask=self.mask, position_ids=positions,
-                         past_key_values=self.past, use_cache=True)
+    def _forward(self, chunks: Mapping[int, Sequence[int]], *, own: Mapping[int, int] | None = None,
+                 all_positions: bool = False) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+        """Feed each row its chunk (right-aligned, left padding masked) in one pass. ``own[row]`` tokens of a
+        chunk are charged as generated, the rest as prompt. With ``all_positions`` returns per row the
+        log-probabilities ``[len, V]`` (and hidden states) at every position of its chunk."""
+        own = own or {}
+        work = {r: list(t) for r, t in chunks.items() if len(t)}
+        if not work:
+            return {}, {}
+        t0 = time.perf_counter()
+        n_phys = self.mask.shape[0]
+        width = max(len(t) for t in work.values())
+        ids = torch.full((n_phys, width), self.pad_id, dtype=torch.long)
+        new_mask = torch.zeros((n_phys, width), dtype=torch.long)
+        positions = torch.zeros((n_phys, width), dtype=torch.long)
+        for r, toks in work.items():
+            p, k = self._p(r), len(toks)
+            ids[p, width - k:] = torch.tensor(toks, dtype=torch.long)
+            new_mask[p, width - k:] = 1
+            positions[p, width - k:] = torch.arange(self._next[p], self._next[p] + k)
+        mask = torch.cat([self.mask, new_mask.to(self.device)], dim=1)
+        out = self._run(ids.to(self.device), mask, positions.to(self.device), self.past, all_positions)
         self.past = out.past_key_values
-        self.next_position = self.next_position + 1
-        return torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+        self.mask = mask
+        rows = list(work)
+        idx = self._idx(rows)
+        self._logp[idx] = torch.log_softmax(out.logits[idx.to(out.logits.device), -1].float(), dim=-1).to(
+            self._logp.device)
+        if self._hidden is not None:
+            self._hidden[idx] = out.hidden_states[-1][idx, -1].float()
+        seq_lp: dict[int, torch.Tensor] = {}
+        seq_h: dict[int, torch.Tensor] = {}
+        for r in rows:
+            p, k = self._p(r), len(work[r])
+            self._next[p] += k
+            mine = min(own.get(r, 0), k)
+            self._spent_generated[r] += mine
+            self._spent_prompt[r] += k - mine
+            if all_positions:
+                seq_lp[r] = torch.log_softmax(out.logits[p, width - k:].float(), dim=-1)
+                if self._hidden is not None:
+                    seq_h[r] = out.hidden_states[-1][p, width - k:].float()
+        n_own = sum(min(own.get(r, 0), len(work[r])) for r in rows)
+        self.usage.generated_tokens += n_own
+        self.usage.prompt_tokens += sum(len(t) for t in work.values()) - n_own
+        self.usage.generate_seconds += time.perf_counter() - t0
+        return seq_lp, seq_h
 
-    def prompt_lengths(self) -> list[int]:
-        """Unpadded prompt length of each row of the current batch."""
-        return list(self._prompt_lengths)
+
+def open_steppers(engines: Sequence[Any], prompts: Sequence[str], *, hidden: bool = False) -> list[Stepper]:
+    """One ``Stepper`` per engine over ``prompts``; a clear error for an engine without token-level access."""
+    out = []
+    for e in engines:
+        if not callable(getattr(e, "stepper", None)):
+            raise StepperError(f"model {getattr(e, 'name', e)!r}: its engine ({type(e).__name__}) cannot decode "
+                               "token by token; token- and logit-level methods need the transformers backend")
+        out.append(e.stepper(list(prompts), hidden=hidden))
+    return out
+
+
+def greedy_patches(stepper: Stepper, rows: Sequence[int], n_tokens: int, *, finish_word: bool = False,
+                   max_word_tokens: int = 8) -> dict[int, Patch]:
+    """Each row appends up to ``n_tokens`` of its own greedy tokens, in lockstep (one forward pass per token
+    for all rows still writing). A row stops early at eos. With ``finish_word``, a row that has written its
+    ``n_tokens`` goes on (at most ``max_word_tokens`` more) until the next token would start a new word
+    (begins with whitespace) or end the text, so the patch ends on a word boundary and another tokenizer
+    re-tokenises whole words."""
+    patches = {r: Patch() for r in rows}
+    active = list(rows)
+    limit = n_tokens + (max_word_tokens if finish_word else 0)
+    for k in range(limit):
+        if not active:
+            break
+        feed: dict[int, int] = {}
+        for r, (tok, lp) in zip(active, stepper.top(active), strict=True):
+            if k >= n_tokens and (tok in stepper.eos or stepper.piece(tok)[:1].isspace()):
+                continue  # the word is complete: stop before the next one
+            patch = patches[r]
+            patch.tokens.append(tok)
+            patch.logprobs.append(lp)
+            if tok not in stepper.eos:
+                patch.text += stepper.piece(tok)
+            feed[r] = tok
+        for r in stepper.emit(feed):
+            patches[r].ended = True
+        active = [r for r in feed if not patches[r].ended]
+    return patches
 
 
 def same_tokenizer(tok_a: Any, tok_b: Any) -> bool:

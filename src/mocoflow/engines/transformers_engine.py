@@ -330,8 +330,8 @@ class TransformersEngine(Engine):
         self.usage.generate_seconds += time.perf_counter() - t0
         return scores
 
-    def decoder(self) -> Any:
-        """A fresh ``IncrementalDecoder`` over this engine's model (for logit-level methods)."""
-        from mocoflow.engines.stepper import IncrementalDecoder
+    def stepper(self, prompts: list[str], *, hidden: bool = False, chat: bool = True) -> Any:
+        """A ``Stepper`` over these prompts (token-level methods decode many items in lockstep through it)."""
+        from mocoflow.engines.stepper import Stepper
 
-        return IncrementalDecoder(self.model, self.tokenizer, self.device)
+        return Stepper(self, prompts, hidden=hidden, chat=chat)

@@ -12,10 +12,9 @@
   own accounting, never a constant.
 - ``SCENARIOS``: GraphRouter's cost/performance trade-offs (weight on normalised cost).
 - ``fit_logistic``: a small deterministic L2 logistic regression (full-batch gradient descent in numpy).
-- ``Cursor``: one model decoding one answer with its own KV cache (batch of one). Text written by other
-  models is fed in with ``sync`` (re-tokenised with this model's tokenizer, so cross-tokenizer methods work on
-  text); ``snapshot``/``restore`` crop the cache to roll back tentative patches. Cost accounting goes into the
-  engine's ``usage``.
+- ``stepped_costs`` / ``chunks``: prediction cost columns of a row decoded through ``Stepper``s (the stepping
+  API in ``mocoflow.engines.stepper``, which token-level methods use to decode many items in lockstep) and
+  the lockstep batches of a method's items.
 """
 
 from __future__ import annotations
@@ -207,148 +206,20 @@ class Timer:
         self.seconds = time.perf_counter() - self.t0
 
 
-# -- decoding with a KV cache, one answer at a time -----------------------------------------------------
+# -- token-level decoding (through ``mocoflow.engines.stepper``) ---------------------------------------------
 
 
-class Cursor:
-    """One model writing (part of) one answer, with its own KV cache.
-
-    ``text`` given to ``sync`` is the whole answer so far; only the part not yet consumed is tokenised and
-    fed. ``choose`` feeds one of this model's own tokens (a token it generated)."""
-
-    def __init__(self, engine: Any, prompt: str, *, hidden: bool = False) -> None:
-        from mocoflow.engines.loader import encode_prompts
-
-        self.engine = engine
-        self.tok = engine.tokenizer
-        self.hidden_wanted = hidden
-        self.past: Any = None
-        self.logp: Any = None
-        self.hidden: Any = None
-        self.length = 0
-        self.consumed = 0  # characters of the answer text already in the cache
-        self.spent_prompt = 0  # tokens run through the model that it did not choose (never rolled back)
-        self.spent_generated = 0  # tokens this model chose itself, eos included (never rolled back)
-        ids = encode_prompts(self.tok, [prompt])[0]
-        self.prompt_tokens = len(ids)
-        self.eos = self._eos_ids()
-        self._forward(ids)
-
-    def _eos_ids(self) -> set[int]:
-        ids = {self.tok.eos_token_id}
-        cfg = getattr(getattr(self.engine.model, "generation_config", None), "eos_token_id", None)
-        ids.update(cfg if isinstance(cfg, list) else [cfg])
-        return {int(i) for i in ids if i is not None}
-
-    def _forward(self, ids: list[int]) -> None:
-        import torch
-
-        if not ids:
-            return
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            x = torch.tensor([ids], dtype=torch.long, device=self.engine.device)
-            out = self.engine.model(
-                input_ids=x,
-                past_key_values=self.past,
-                use_cache=True,
-                output_hidden_states=self.hidden_wanted,
-            )
-        self.past = out.past_key_values
-        self.logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-        if self.hidden_wanted:
-            self.hidden = out.hidden_states[-1][0, -1].float()
-        self.length += len(ids)
-        self.spent_prompt += len(ids)
-        usage = self.engine.usage
-        usage.prompt_tokens += len(ids)
-        usage.generate_seconds += time.perf_counter() - t0
-
-    def top(self) -> tuple[int, float]:
-        p, i = self.logp.max(-1)
-        return int(i), float(p.exp())
-
-    def piece(self, token: int) -> str:
-        return self.tok.decode([token], skip_special_tokens=True)
-
-    def choose(self, token: int, text_after: int) -> None:
-        """Feed a token this model generated; ``text_after`` is the answer's length including it."""
-        self.count_generated()
-        self._forward([token])
-        self.spent_prompt -= 1  # counted as generated, not as prompt
-        self.engine.usage.prompt_tokens -= 1
-        self.consumed = text_after
-
-    def emit(self, token: int, text: str) -> str | None:
-        """Append this model's own ``token`` to ``text`` and feed it; None (counted as generated) at eos."""
-        if token in self.eos:
-            self.count_generated()
-            return None
-        text = text + self.piece(token)
-        self.choose(token, len(text))
-        return text
-
-    def feed_token(self, token: int, text_after: int) -> None:
-        """Feed a token another model (same tokenizer) chose."""
-        self._forward([token])
-        self.consumed = text_after
-
-    def logprobs_of(self, continuation: str) -> list[float]:
-        """Log-probabilities of ``continuation``'s tokens, fed one at a time (the cache advances)."""
-        out = []
-        for tok in self.tok(continuation, add_special_tokens=False)["input_ids"]:
-            out.append(float(self.logp[tok]))
-            self._forward([tok])
-        self.consumed += len(continuation)
-        return out
-
-    def count_generated(self) -> None:
-        self.spent_generated += 1
-        self.engine.usage.generated_tokens += 1
-
-    def sync(self, text: str) -> None:
-        new = text[self.consumed :]
-        if new:
-            self._forward(list(self.tok(new, add_special_tokens=False)["input_ids"]))
-        self.consumed = len(text)
-
-    def snapshot(self) -> tuple:
-        return (self.length, self.logp, self.hidden, self.consumed)
-
-    def restore(self, snap: tuple) -> None:
-        """Roll the cache back to ``snap`` (work done since still counts as cost)."""
-        length, self.logp, self.hidden, self.consumed = snap
-        if self.length != length:
-            self.past.crop(length - self.length)  # negative: tokens to remove
-            self.length = length
-
-    def cost(self) -> dict[str, int]:
-        """Tokens this cursor ran: prompt and fed text (prompt side), own tokens (generated side)."""
-        return {"prompt_tokens": self.spent_prompt, "generated_tokens": self.spent_generated}
-
-
-def greedy_patch(cursor: Cursor, text: str, n_tokens: int) -> tuple[str, bool, list[float]]:
-    """Let ``cursor`` append up to ``n_tokens`` greedy tokens to ``text``. Returns (new text, hit eos,
-    log-probs of the chosen tokens)."""
-    cursor.sync(text)
-    logps = []
-    for _ in range(n_tokens):
-        tok, p = cursor.top()
-        logps.append(math.log(max(p, 1e-30)))
-        after = cursor.emit(tok, text)
-        if after is None:
-            return text, True, logps
-        text = after
-    return text, False, logps
-
-
-def finish_costs(cursors: list[Cursor], calls: int = 1) -> dict[str, int]:
-    """Summed cost of several cursors as prediction columns (all of it is new work)."""
-    prompt = sum(c.cost()["prompt_tokens"] for c in cursors)
-    gen = sum(c.cost()["generated_tokens"] for c in cursors)
-    for c in cursors:
-        c.engine.usage.calls += calls
+def stepped_costs(steppers: list[Any], row: int) -> dict[str, int]:
+    """Prediction cost columns of one row decoded through several steppers (all of it is new work)."""
+    prompt = sum(s.cost(row)["prompt_tokens"] for s in steppers)
+    gen = sum(s.cost(row)["generated_tokens"] for s in steppers)
     return {"prompt_tokens": prompt, "generated_tokens": gen, "new_generated_tokens": gen}
+
+
+def chunks(n: int, size: int) -> list[range]:
+    """``range(n)`` cut into consecutive batches of ``size`` (lockstep batches of a method's items)."""
+    size = max(1, size)
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
 
 
 def pool_ref(ctx: RunContext, name: str | None, default: str) -> Any:

@@ -5,6 +5,7 @@ bottom-``k`` anti-experts, and decoding follows
 
 MoCo applies this to logits; we apply it to log-probabilities, which differ from logits by one constant per
 model and row, so the argmax and the softmax are the same. ``2k`` must not exceed the pool size.
+Decisions: ``roles`` (experts, anti-experts) and the dev accuracy that ranked them.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class LogitContrastive(Method):
         lam = self.params.lambda_
         items = ctx.items["test"]
         decoded = combined_generate(engines, prompts_for(items),
-                                    lambda lps: contrastive_scores(lps[:k], lps[k:], lam), ctx.decoding)
-        return to_predictions([i.id for i in items], decoded, engines[0], len(engines),
-                              experts=[ctx.pool[i].name for i in top],
-                              anti_experts=[ctx.pool[i].name for i in bottom])
+                                    lambda lps, rows: contrastive_scores(lps[:k], lps[k:], lam), ctx.decoding)
+        experts, anti = [ctx.pool[i].name for i in top], [ctx.pool[i].name for i in bottom]
+        ctx.decide(roles={"experts": experts, "anti_experts": anti}, dev_accuracy=acc)
+        return to_predictions([i.id for i in items], decoded, len(engines), experts=experts, anti_experts=anti)

@@ -5,6 +5,7 @@ restricted to tokens the expert itself finds plausible:
     score(x) = log p_expert(x) - beta * log p_amateur(x)   for x in V_head, -inf otherwise
 
 The expert and amateur are named, or else the pool's best and worst models on dev (ties: pool order).
+Decisions: ``roles`` (expert, amateur).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class ContrastiveDecoding(Method):
         engines = [ctx.engines.get(refs[expert]), ctx.engines.get(refs[amateur])]
         items = ctx.items["test"]
         decoded = combined_generate(engines, prompts_for(items),
-                                    lambda lps: contrastive_decoding_scores(lps[0], lps[1], p.alpha, p.beta),
+                                    lambda lps, rows: contrastive_decoding_scores(lps[0], lps[1], p.alpha, p.beta),
                                     ctx.decoding)
-        return to_predictions([i.id for i in items], decoded, engines[0], 2, expert=expert, amateur=amateur)
+        ctx.decide(roles={"expert": expert, "amateur": amateur})
+        return to_predictions([i.id for i in items], decoded, 2, expert=expert, amateur=amateur)

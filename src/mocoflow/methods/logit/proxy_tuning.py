@@ -3,6 +3,7 @@ untuned version, ``score = lp_base + alpha * (lp_tuned - lp_untuned)`` at every 
 the per-model normalisers are constants per row, so this equals the paper's logit arithmetic after softmax).
 
 Roles are named (``base``, ``expert``, ``anti_expert``) or taken from the pool order [base, tuned, untuned].
+Decisions: ``roles`` (base, expert, anti_expert).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class ProxyTuning(Method):
         alpha = self.params.alpha
         items = ctx.items["test"]
         decoded = combined_generate(engines, prompts_for(items),
-                                    lambda lps: proxy_scores(lps[0], lps[1], lps[2], alpha), ctx.decoding)
-        return to_predictions([i.id for i in items], decoded, engines[0], 3, base=roles[0], expert=roles[1],
+                                    lambda lps, rows: proxy_scores(lps[0], lps[1], lps[2], alpha), ctx.decoding)
+        ctx.decide(roles={"base": roles[0], "expert": roles[1], "anti_expert": roles[2]})
+        return to_predictions([i.id for i in items], decoded, 3, base=roles[0], expert=roles[1],
                               anti_expert=roles[2])
