@@ -64,6 +64,28 @@ def test_stepper_matches_full_reencode_at_every_step(engine: TransformersEngine)
         torch.testing.assert_close(dec.logprobs([b])[0], _full_logprobs(engine.model, row), atol=1e-4, rtol=1e-4)
 
 
+def test_shared_prefix_runs_once_and_rows_stay_exact(engine: TransformersEngine):
+    from mocoflow.engines.loader import shared_prefix_length
+
+    prompts = ["Answer the question. Which option is correct? A) yes B) no", "Answer the question. Which option "
+               "is correct? What is 2 + 3?", "Answer the question. Which option is correct? x"]
+    ids = engine.encode(prompts)
+    shared = shared_prefix_length(ids)
+    assert shared >= 8  # the prefix is run once
+    before = engine.usage.prompt_tokens
+    dec = engine.stepper(prompts)
+    assert engine.usage.prompt_tokens - before == shared + sum(len(r) - shared for r in ids)
+    assert [dec.cost(r)["prompt_tokens"] for r in range(3)] == [len(r) for r in ids]  # rows pay their prompt
+    rows = dict(enumerate(list(r) for r in ids))
+    for _ in range(3):
+        _check(dec, engine, rows)
+        chosen = {r: t for r, (t, _) in enumerate(dec.top([0, 1, 2]))}
+        dec.emit(chosen, eos_ends=False)
+        for r, t in chosen.items():
+            rows[r].append(t)
+    _check(dec, engine, rows)
+
+
 def test_stepper_rows_feed_different_amounts_rewind_fork_and_compact(engine: TransformersEngine):
     """Random mixes of per-row operations (subsets of rows, chunks of 0-3 tokens, text syncs, rewinds,
     forks, scoring, releases that compact the batch): every live row stays exact."""
@@ -209,3 +231,25 @@ def test_stepper_rejects_misuse(engine: TransformersEngine):
 
     with pytest.raises(StepperError, match="transformers backend"):
         open_steppers([NoStepping()], ["a"])
+
+
+def test_long_chunks_queue_within_the_token_budget(engine: TransformersEngine):
+    """A forward pass feeds at most ``token_budget`` slots (rows x width): a long chunk stays partly queued
+    (its row cannot be read yet) while other rows go on; once fed, every row is exact."""
+    dec = Stepper(engine, PROMPTS, token_budget=8)  # 4 rows: width 2 per pass
+    rows = dict(enumerate(list(r) for r in engine.encode(PROMPTS)))
+    long = [30, 31, 32, 33, 34, 35, 36]
+    dec.advance(foreign={0: long}, tokens={1: 40})
+    rows[0] += long
+    rows[1].append(40)
+    assert dec.pending(0) == len(long) - 2 and dec.pending(1) == 0
+    with pytest.raises(StepperError, match="queued"):
+        dec.top([0])
+    for _ in range(2):  # row 1 keeps decoding while row 0 reads
+        tok = dec.top([1])[0][0]
+        dec.advance(tokens={1: tok}, eos_ends=False)
+        rows[1].append(tok)
+    assert dec.pending(0) == len(long) - 6
+    dec.flush()
+    assert dec.pending(0) == 0
+    _check(dec, engine, rows)

@@ -20,9 +20,9 @@ Operations
   methods exchange whole words, so re-tokenising starts at a word boundary); ``advance`` does both in one
   forward pass. ``score_tokens``/``score`` return the log-probability (and optionally the hidden state before)
   each token of a continuation, optionally keeping it. ``snapshot``/``rewind`` roll a row back (its newer
-  cache columns are masked out, so other rows are untouched), ``fork`` copies a row, ``release`` marks a row
-  finished; once half the physical rows are released the batch is compacted (and cache columns that no live
-  row uses are dropped).
+  cache columns are masked out, so other rows are untouched), ``fork`` copies a row, ``release`` marks rows
+  finished and compacts the batch (released rows leave the cache; cache columns no live row uses are
+  dropped).
 
 Costs
   Every forward pass is charged to the engine's ``Usage`` (``prompt_tokens`` for tokens the model read,
@@ -44,6 +44,8 @@ from typing import Any
 import torch
 
 from mocoflow.engines.loader import encode_prompts, left_pad, position_ids_from_mask
+
+TOKEN_BUDGET = 8  # token slots (rows x chunk width) a decoding forward pass may use; see Stepper._forward
 
 
 class StepperError(ValueError):
@@ -85,7 +87,8 @@ class Stepper:
     """Rows of one model decoding in lockstep; see the module docstring."""
 
     def __init__(self, engine: Any, prompts: Sequence[str] | None = None, *,
-                 ids: Sequence[Sequence[int]] | None = None, hidden: bool = False, chat: bool = True) -> None:
+                 ids: Sequence[Sequence[int]] | None = None, hidden: bool = False, chat: bool = True,
+                 token_budget: int | None = TOKEN_BUDGET) -> None:
         if (prompts is None) == (ids is None):
             raise StepperError("Stepper needs either prompts or token ids")
         self.engine = engine
@@ -101,6 +104,8 @@ class Stepper:
         self.pad_id = int(pad if pad is not None else self.eos_token)
         self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         self._pieces: dict[int, str] = {}
+        self.token_budget = token_budget
+        self._queue: dict[int, list[tuple[int, bool]]] = {}  # row -> tokens not fed yet (token, chosen by it)
         self._epoch = 0  # bumped when cache columns move (snapshots from before cannot be rewound to)
         rows = [list(r) for r in ids] if ids is not None else encode_prompts(self.tokenizer, list(prompts or []),
                                                                              chat=chat)
@@ -118,6 +123,7 @@ class Stepper:
         self.mask = torch.zeros((0, 0), dtype=torch.long, device=self.device)
         self._logp = torch.zeros((0, 0))
         self._hidden: torch.Tensor | None = None
+        self.prefill_seconds = 0.0
         self._prefill(rows)
         self.usage.calls += len(rows)
 
@@ -139,7 +145,12 @@ class Stepper:
         return p
 
     def _idx(self, rows: Sequence[int]) -> torch.Tensor:
-        return torch.tensor([self._p(r) for r in rows], dtype=torch.long, device=self._logp.device)
+        """Physical indices of rows whose state is readable (nothing queued)."""
+        for r in rows:
+            self._p(r)
+            if self._queue.get(r):
+                raise StepperError(f"row {r} has {len(self._queue[r])} queued tokens not fed yet (flush first)")
+        return torch.tensor([self._phys[r] for r in rows], dtype=torch.long, device=self._logp.device)
 
     def logprobs(self, rows: Sequence[int]) -> torch.Tensor:
         """Next-token log-probabilities ``[len(rows), V]`` (float32)."""
@@ -195,7 +206,9 @@ class Stepper:
         """One forward pass for any mix of rows: rows in ``tokens`` feed one token the model chose itself (eos
         is charged, not fed, and returned among the ended rows; fed like any token when not ``eos_ends``);
         rows in ``texts`` are synced to that answer text; rows in ``foreign`` feed token ids another model
-        (same tokenizer) chose, charged as read. A row may appear once. Returns the rows whose token was eos."""
+        (same tokenizer) chose, charged as read. A row may appear once. Returns the rows whose token was eos.
+        Long chunks may stay partly queued (``pending``): the row's state is readable once a later pass (any
+        ``advance``, or ``flush``) has fed them, which lets a lockstep loop keep the other rows going."""
         tokens, texts, foreign = dict(tokens or {}), dict(texts or {}), dict(foreign or {})
         seen = [*tokens, *texts, *foreign]
         if len(seen) != len(set(seen)):
@@ -233,12 +246,15 @@ class Stepper:
         return self.advance(tokens=tokens, eos_ends=eos_ends)
 
     def sync(self, texts: Mapping[int, str]) -> None:
-        """Bring each row up to ``texts[row]``, which must extend the text it has consumed."""
+        """Bring each row up to ``texts[row]``, which must extend the text it has consumed (fed in full)."""
         self.advance(texts=texts)
+        self.flush()
 
     def feed_tokens(self, chunks: Mapping[int, Sequence[int]]) -> None:
-        """Feed token ids another model (same tokenizer) chose; their text is appended to the row's text."""
+        """Feed token ids another model (same tokenizer) chose, in full; their text is appended to the row's
+        text."""
         self.advance(foreign=chunks)
+        self.flush()
 
     def score_tokens(self, chunks: Mapping[int, Sequence[int]], *, keep: bool = False, hidden: bool = False
                      ) -> dict[int, tuple[list[float], torch.Tensor | None]]:
@@ -248,6 +264,7 @@ class Stepper:
         if hidden and self._hidden is None:
             raise StepperError("score_tokens(hidden=True) needs a stepper opened with hidden=True")
         chunks = {r: list(t) for r, t in chunks.items()}
+        self.flush()
         snaps = {r: self.snapshot(r) for r in chunks}
         first = {r: (self._logp[self._p(r)].clone(),
                      None if self._hidden is None else self._hidden[self._p(r)].clone()) for r in chunks}
@@ -284,7 +301,7 @@ class Stepper:
     # -- rows -----------------------------------------------------------------------------------------
 
     def snapshot(self, row: int) -> Snapshot:
-        p = self._p(row)
+        p = int(self._idx([row])[0])
         return Snapshot(epoch=self._epoch, width=self.mask.shape[1], next_position=self._next[p],
                         logprobs=self._logp[p].clone(),
                         hidden=None if self._hidden is None else self._hidden[p].clone(), text=self._text[row])
@@ -294,6 +311,7 @@ class Stepper:
         p = self._p(row)
         if snap.epoch != self._epoch:
             raise StepperError(f"row {row}: the snapshot predates a compaction of the batch (release)")
+        self._queue.pop(row, None)
         self.mask[p, snap.width:] = 0
         self._next[p] = snap.next_position
         self._logp[p] = snap.logprobs
@@ -303,7 +321,7 @@ class Stepper:
 
     def fork(self, row: int) -> int:
         """A new row with ``row``'s history and state (its costs start at zero); returns its index."""
-        p = self._p(row)
+        p = int(self._idx([row])[0])
         keep = torch.tensor(list(range(self.mask.shape[0])) + [p], dtype=torch.long, device=self.device)
         self._select(keep)
         self._phys.append(self.mask.shape[0] - 1)
@@ -314,12 +332,14 @@ class Stepper:
         return len(self._phys) - 1
 
     def release(self, rows: Sequence[int]) -> None:
-        """Mark rows finished (their state can no longer be read); compacts the batch when half is idle."""
+        """Mark rows finished (their state can no longer be read); the batch is compacted at once (released rows
+        leave the cache, so later forward passes no longer compute them), which invalidates snapshots."""
         for r in rows:
             if self._phys[r] >= 0:
                 self._phys[r] = -1
+                self._queue.pop(r, None)
         live = sorted(p for p in self._phys if p >= 0)
-        if live and len(live) * 2 <= self.mask.shape[0]:
+        if live and len(live) < self.mask.shape[0]:
             self._select(torch.tensor(live, dtype=torch.long, device=self.device))
             remap = {old: new for new, old in enumerate(live)}
             self._phys = [remap[p] if p >= 0 else -1 for p in self._phys]
@@ -355,10 +375,27 @@ class Stepper:
 
     @torch.no_grad()
     def _prefill(self, rows: list[list[int]]) -> None:
+        """Run the prompts once. Tokens every row starts with (a chat template's system turn, a shared
+        instruction) run once and their KV cache is copied to every row, laid out as prefix, padding, own
+        tokens (as ``TransformersEngine.generate`` does); each row is charged its whole prompt, the engine
+        the work done."""
+        from mocoflow.engines.loader import shared_prefix_length
+        from mocoflow.engines.transformers_engine import MIN_SHARED_PREFIX
+
         t0 = time.perf_counter()
-        ids, mask = left_pad(rows, self.pad_id, self.device)
-        positions = position_ids_from_mask(mask)
-        out = self._run(ids, mask, positions, past=None, all_positions=False)
+        shared = shared_prefix_length(rows) if getattr(self.engine, "prefix_sharing", True) else 0
+        past = None
+        if shared >= MIN_SHARED_PREFIX:
+            head = torch.tensor([rows[0][:shared]], dtype=torch.long, device=self.device)
+            past = self._run(head, torch.ones_like(head), torch.arange(shared, device=self.device)[None], None,
+                             all_positions=False).past_key_values
+            past.batch_repeat_interleave(len(rows))
+        else:
+            shared = 0
+        ids, own_mask = left_pad([r[shared:] for r in rows], self.pad_id, self.device)
+        mask = torch.cat([torch.ones((len(rows), shared), dtype=torch.long, device=self.device), own_mask], 1)
+        positions = shared + position_ids_from_mask(own_mask)
+        out = self._run(ids, mask, positions, past=past, all_positions=False)
         self.past = out.past_key_values
         self.mask = mask
         self._next = (positions[:, -1] + 1).tolist()
@@ -367,8 +404,9 @@ class Stepper:
             self._hidden = out.hidden_states[-1][:, -1].float()
         for r, row in enumerate(rows):
             self._spent_prompt[r] += len(row)
-        self.usage.prompt_tokens += sum(len(r) for r in rows)
+        self.usage.prompt_tokens += shared + sum(len(r) - shared for r in rows)
         self.usage.generate_seconds += time.perf_counter() - t0
+        self.prefill_seconds = time.perf_counter() - t0
 
     def _run(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, past: Any,
              all_positions: bool) -> Any:
@@ -378,25 +416,47 @@ class Stepper:
         return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=past,
                           use_cache=True, **kwargs)
 
+    def pending(self, row: int) -> int:
+        """Tokens queued for ``row`` that no forward pass has fed yet (its state is readable at 0)."""
+        return len(self._queue.get(row, ()))
+
+    def flush(self) -> None:
+        """Run forward passes until no row has queued tokens."""
+        while any(self._queue.values()):
+            self._forward({})
+
     @torch.no_grad()
     def _forward(self, chunks: Mapping[int, Sequence[int]], *, own: Mapping[int, int] | None = None,
                  all_positions: bool = False) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
-        """Feed each row its chunk (right-aligned, left padding masked) in one pass. ``own[row]`` tokens of a
-        chunk are charged as generated, the rest as prompt. With ``all_positions`` returns per row the
-        log-probabilities ``[len, V]`` (and hidden states) at every position of its chunk."""
+        """One forward pass: each row's chunk joins its queue, and every row with queued tokens feeds up to
+        ``width`` of them (right-aligned, left padding masked), where ``width`` keeps ``rows x width`` within
+        ``token_budget`` (at least 1; the rest stays queued for the next pass, so one row reading a long text
+        does not make every row compute padding). ``own[row]`` tokens of a chunk are charged as generated,
+        the rest as prompt. With ``all_positions`` (scoring) the whole chunks go in one pass, and per row the
+        log-probabilities ``[len, V]`` (and hidden states) at every position of its chunk are returned."""
         own = own or {}
-        work = {r: list(t) for r, t in chunks.items() if len(t)}
-        if not work:
+        for r, toks in chunks.items():
+            if len(toks):
+                mine = min(own.get(r, 0), len(toks))
+                self._queue.setdefault(r, []).extend((int(t), i < mine) for i, t in enumerate(toks))
+        if not any(self._queue.values()):
             return {}, {}
         t0 = time.perf_counter()
         n_phys = self.mask.shape[0]
+        width = max(len(q) for q in self._queue.values())
+        if not all_positions and self.token_budget is not None:
+            width = min(width, max(1, self.token_budget // n_phys))
+        work: dict[int, list[tuple[int, bool]]] = {}
+        for r, q in list(self._queue.items()):
+            if q:
+                work[r], self._queue[r] = q[:width], q[width:]
         width = max(len(t) for t in work.values())
         ids = torch.full((n_phys, width), self.pad_id, dtype=torch.long)
         new_mask = torch.zeros((n_phys, width), dtype=torch.long)
         positions = torch.zeros((n_phys, width), dtype=torch.long)
         for r, toks in work.items():
-            p, k = self._p(r), len(toks)
-            ids[p, width - k:] = torch.tensor(toks, dtype=torch.long)
+            p, k = self._phys[r], len(toks)
+            ids[p, width - k:] = torch.tensor([t for t, _ in toks], dtype=torch.long)
             new_mask[p, width - k:] = 1
             positions[p, width - k:] = torch.arange(self._next[p], self._next[p] + k)
         mask = torch.cat([self.mask, new_mask.to(self.device)], dim=1)
@@ -404,26 +464,27 @@ class Stepper:
         self.past = out.past_key_values
         self.mask = mask
         rows = list(work)
-        idx = self._idx(rows)
+        idx = torch.tensor([self._phys[r] for r in rows], dtype=torch.long, device=self._logp.device)
         self._logp[idx] = torch.log_softmax(out.logits[idx.to(out.logits.device), -1].float(), dim=-1).to(
             self._logp.device)
         if self._hidden is not None:
             self._hidden[idx] = out.hidden_states[-1][idx, -1].float()
         seq_lp: dict[int, torch.Tensor] = {}
         seq_h: dict[int, torch.Tensor] = {}
+        n_own = n_all = 0
         for r in rows:
-            p, k = self._p(r), len(work[r])
+            p, k = self._phys[r], len(work[r])
+            mine = sum(is_own for _, is_own in work[r])
             self._next[p] += k
-            mine = min(own.get(r, 0), k)
             self._spent_generated[r] += mine
             self._spent_prompt[r] += k - mine
+            n_own, n_all = n_own + mine, n_all + k
             if all_positions:
                 seq_lp[r] = torch.log_softmax(out.logits[p, width - k:].float(), dim=-1)
                 if self._hidden is not None:
                     seq_h[r] = out.hidden_states[-1][p, width - k:].float()
-        n_own = sum(min(own.get(r, 0), len(work[r])) for r in rows)
         self.usage.generated_tokens += n_own
-        self.usage.prompt_tokens += sum(len(t) for t in work.values()) - n_own
+        self.usage.prompt_tokens += n_all - n_own
         self.usage.generate_seconds += time.perf_counter() - t0
         return seq_lp, seq_h
 

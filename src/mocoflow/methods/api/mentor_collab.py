@@ -169,6 +169,7 @@ def mentor_decode(eg: Any, em: Any, prompts: list[str], *, proportion: float, pa
                 del emit[r]
                 done.add(r)
         done |= g.advance(tokens=emit, texts=sync)
+        g.flush()
         for r in done:
             res[r].cost = stepped_costs([g, m], r)
             res[r].cost["prompt_tokens"] += judged[r]

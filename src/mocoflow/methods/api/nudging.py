@@ -3,8 +3,9 @@
 
 Works across tokenizers: the nudger's word (its tokens up to, not including, the next token that starts
 with whitespace) is re-tokenised by the base, and the base's text by the nudger, so the two exchange whole
-words. All test items decode in lockstep, ``decoding.batch_size`` at a time, through one ``Stepper`` per model
-(each keeps its own KV cache, so nothing is re-encoded); every item's answer is what it would be alone.
+words; models that share a tokenizer (same card signature) exchange the token ids themselves. All test
+items decode in lockstep, ``decoding.batch_size`` at a time, through one ``Stepper`` per model (each keeps its
+own KV cache, so nothing is re-encoded); every item's answer is what it would be alone.
 
 Roles: base = the pool's largest model, nudger = the smallest of the others (the paper's setting: a small
 aligned model nudges a large base model); models of one size are ranked by dev accuracy (the better one is
@@ -49,78 +50,101 @@ class Nudged:
     model_costs: list[dict[str, int]] = field(default_factory=list)  # base, nudger
 
 
-def next_words(nudger: Any, rows: list[int], texts: dict[int, str], max_tokens: int
-               ) -> dict[int, tuple[str, bool, int]]:
-    """Per row the nudger's next whole word after ``texts[row]``: (word, nudger chose eos, tokens chosen).
-    All rows write in lockstep; a row's word ends before its next token that starts with whitespace."""
-    nudger.sync({r: texts[r] for r in rows})
-    word = dict.fromkeys(rows, "")
-    out: dict[int, tuple[str, bool, int]] = {}
-    active = list(rows)
-    for k in range(max_tokens):
-        if not active:
-            break
-        feed: dict[int, int] = {}
-        for r, (tok, _) in zip(active, nudger.top(active), strict=True):
-            if tok in nudger.eos:
-                out[r] = (word[r], True, k + 1)
-                feed[r] = tok  # charged as generated, not fed
-                continue
-            piece = nudger.piece(tok)
-            if word[r].strip() and piece[:1].isspace():
-                out[r] = (word[r], False, k)
-                continue
-            word[r] += piece
-            feed[r] = tok
-        nudger.emit(feed)
-        active = [r for r in feed if r not in out]
-    for r in active:
-        out[r] = (word[r], False, max_tokens)
-    return out
-
-
 def nudge_decode(base: Any, nudger: Any, prompts: list[str], *, gamma: float, max_new_tokens: int,
-                 max_word_tokens: int = 8) -> list[Nudged]:
-    """Decode every prompt, all in lockstep (one batch): the base steps, the nudger writes words where the
-    base is unsure. Returns one ``Nudged`` per prompt."""
+                 max_word_tokens: int = 8, share_tokens: bool = False) -> list[Nudged]:
+    """Decode every prompt, all rows in lockstep. Each row follows the sequential algorithm: while the base
+    is sure it writes a token; where it is unsure the nudger (brought up to the answer so far) writes tokens up
+    to, not including, its next token that starts with whitespace (or eos, or ``max_word_tokens``), and the
+    base then reads that word.
+
+    What the models exchange: re-tokenised text (whole words), or, with ``share_tokens`` (one tokenizer), the
+    token ids themselves. Rows are in different phases at once: every iteration runs one base forward pass
+    and one nudger forward pass, so no row waits for another row's word. With shared tokens and several rows,
+    each model reads the other's tokens as they are written (in the same passes), so both models work on
+    every row in every pass; a single row reads them in one chunk when needed (fewer passes). Either way the
+    models read the same token sequences, so every answer is what it is alone. Text is read over several
+    passes when long (the stepper's token budget) while the other rows go on. Returns one ``Nudged`` per
+    prompt."""
     from mocoflow.engines.stepper import open_steppers
 
     b, n = open_steppers([base, nudger], prompts)
+    eager = share_tokens and len(prompts) > 1
     res = [Nudged() for _ in prompts]
+    word = [""] * len(prompts)
+    word_tokens = [0] * len(prompts)
+    unread_by_nudger: list[list[int]] = [[] for _ in prompts]  # shared tokens: base tokens the nudger lacks
+    unread_by_base: list[list[int]] = [[] for _ in prompts]  # ... and word tokens the base lacks
+    in_word: set[int] = set()  # rows whose nudger is writing a word
     active = [r for r in range(len(prompts)) if max_new_tokens > 0]
     while active:
-        emit: dict[int, int] = {}
-        nudge: list[int] = []
-        for r, (tok, lp) in zip(active, b.top(active), strict=True):
+        base_tokens: dict[int, int] = {}
+        nudger_tokens: dict[int, int] = {}
+        base_read: dict[int, Any] = {}  # row -> text (sync) or token ids (shared tokens)
+        nudger_read: dict[int, Any] = {}
+        done: set[int] = set()
+        base_rows = [r for r in active if r not in in_word and not b.pending(r)]
+        for r, (tok, lp) in zip(base_rows, b.top(base_rows), strict=True):
             p = math.exp(lp)
             res[r].trace.append((p, p < gamma))
-            if p < gamma:
-                nudge.append(r)
-            else:
-                emit[r] = tok
-        words = next_words(n, nudge, {r: res[r].text for r in nudge}, max_word_tokens) if nudge else {}
-        done: set[int] = set()
-        sync: dict[int, str] = {}
-        for r in nudge:
-            word, ended, k = words[r]
-            res[r].steps += max(k, 1)
-            res[r].text += word
-            res[r].nudger_tokens += k - int(ended)
-            if ended or res[r].steps >= max_new_tokens:
-                done.add(r)
-            else:
-                sync[r] = res[r].text
-        for r, tok in list(emit.items()):
+            if p < gamma:  # the nudger reads the answer so far, then writes a word
+                in_word.add(r)
+                word[r], word_tokens[r] = "", 0
+                if not share_tokens:
+                    nudger_read[r] = res[r].text
+                elif unread_by_nudger[r]:
+                    nudger_read[r], unread_by_nudger[r] = unread_by_nudger[r], []
+                continue
             res[r].steps += 1
             if tok in b.eos:
+                base_tokens[r] = tok  # charged, not fed; ends the row
                 continue
             res[r].text += b.piece(tok)
             res[r].base_tokens += 1
-            if res[r].steps >= max_new_tokens:  # the answer is complete: charge the token, skip its forward pass
+            if res[r].steps >= max_new_tokens:  # complete: charge the token, skip its forward pass
                 b.count_generated([r])
-                del emit[r]
                 done.add(r)
-        done |= b.advance(tokens=emit, texts=sync)
+                continue
+            base_tokens[r] = tok
+            if share_tokens:
+                unread_by_nudger[r].append(tok)
+        word_rows = [r for r in active if r in in_word and r not in nudger_read and not n.pending(r)]
+        for r, (tok, _) in zip(word_rows, n.top(word_rows), strict=True):
+            ended = tok in n.eos
+            boundary = not ended and bool(word[r].strip()) and n.piece(tok)[:1].isspace()
+            if not ended and not boundary:
+                word[r] += n.piece(tok)
+                word_tokens[r] += 1
+                nudger_tokens[r] = tok
+                if share_tokens:
+                    unread_by_base[r].append(tok)
+                if word_tokens[r] < max_word_tokens:
+                    continue
+            elif ended:
+                n.count_generated([r])
+            # the word is complete: at eos, before a whitespace token, or at max_word_tokens
+            in_word.discard(r)
+            k = word_tokens[r] + int(ended)
+            res[r].steps += max(k, 1)
+            res[r].text += word[r]
+            res[r].nudger_tokens += word_tokens[r]
+            if ended or res[r].steps >= max_new_tokens:
+                done.add(r)
+            elif not share_tokens:
+                base_read[r] = res[r].text
+            elif unread_by_base[r]:
+                base_read[r], unread_by_base[r] = unread_by_base[r], []
+        if eager:  # each model reads the other's latest tokens in this pass
+            for r in active:
+                if r not in done and unread_by_nudger[r] and r not in nudger_tokens:
+                    nudger_read[r], unread_by_nudger[r] = nudger_read.get(r, []) + unread_by_nudger[r], []
+                if r not in done and unread_by_base[r] and r not in base_tokens:
+                    base_read[r], unread_by_base[r] = base_read.get(r, []) + unread_by_base[r], []
+        if share_tokens:
+            done |= b.advance(tokens=base_tokens, foreign=base_read)
+            n.advance(tokens=nudger_tokens, foreign=nudger_read)
+        else:
+            done |= b.advance(tokens=base_tokens, texts=base_read)
+            n.advance(tokens=nudger_tokens, texts=nudger_read)
         for r in done:
             res[r].cost = stepped_costs([b, n], r)
             res[r].model_costs = [b.cost(r), n.cost(r)]
@@ -172,6 +196,7 @@ class Nudging(Method):
     def run(self, ctx: RunContext) -> list[dict[str, Any]]:
         base, nudger = nudging_roles(ctx, self.params.base, self.params.nudger)
         eb, en = ctx.engines.get(base), ctx.engines.get(nudger)
+        share = str(base.card.get("tokenizer")) == str(nudger.card.get("tokenizer"))
         items = ctx.items["test"]
         prompts = prompts_for(items)
         size = max(1, ctx.decoding.batch_size)
@@ -179,7 +204,7 @@ class Nudging(Method):
         for start in range(0, len(prompts), size):
             results += nudge_decode(eb, en, prompts[start:start + size], gamma=self.params.gamma,
                                     max_new_tokens=ctx.decoding.max_new_tokens,
-                                    max_word_tokens=self.params.max_word_tokens)
+                                    max_word_tokens=self.params.max_word_tokens, share_tokens=share)
         base_total = sum(r.base_tokens for r in results)
         nudger_total = sum(r.nudger_tokens for r in results)
         total = max(base_total + nudger_total, 1)
