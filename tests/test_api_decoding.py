@@ -7,6 +7,7 @@ decoding each item alone gives.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -148,6 +149,7 @@ def test_nudging_method_records_nudges_costs_and_reliance(engines):
     assert set(reliance) == {"other", "rand"} and sum(reliance.values()) == pytest.approx(1.0)
     assert reliance["rand"] > 0  # gamma 0.9 on a random base: the nudger writes words
     assert ctx.decisions["roles"] == {"base": "other", "nudger": "rand"}
+    json.dumps(ctx.decisions, allow_nan=False)  # decisions.json material
 
 
 def test_nudging_roles_of_one_size_follow_dev_accuracy(engines):
@@ -199,6 +201,7 @@ def test_co_llm_defers_where_trained_to(engines):
     assert preds[0]["training_seconds"] > 0 and preds[0]["train_items"] == 3
     assert 0 < ctx.decisions["defer_rate"] <= 1
     assert ctx.decisions["reliance"]["ans_a"] == pytest.approx(ctx.decisions["defer_rate"])
+    json.dumps(ctx.decisions, allow_nan=False)
     # decoding follows the head exactly: deferred tokens are the assistant's, the others the generator's
     gen, asst = method.roles(ctx)
     head, _ = method.train(ctx, gen, asst)
@@ -317,6 +320,7 @@ def test_switch_generation_selector_learns_from_dev_rollouts(engines, answer_b_e
     assert preds[0]["training_generated_tokens"] > 0 and preds[0]["training_seconds"] > 0
     assert ctx.decisions["schedules"] == {p["id"]: p["writers"] for p in preds}
     assert ctx.decisions["reliance"] == {"rand": 0.0, "ans_b": 1.0}
+    json.dumps(ctx.decisions, allow_nan=False)
     rr = METHODS.get("switch_generation")({"patch_tokens": 2, "selector": "round_robin"}).run(
         make_ctx(engines, ["rand", "other"], {}, max_new_tokens=8)
     )
@@ -406,6 +410,7 @@ def test_mentor_collab_method_records_costs(engines):
     decisions = sum(p["decisions"] for p in preds)
     assert ctx.decisions["mentor_adoption_rate"] == sum(p["mentor_patches"] for p in preds) / decisions
     assert ctx.decisions["roles"] == {"generator": "rand", "mentor": "ans_a"}
+    json.dumps(ctx.decisions, allow_nan=False)
     with pytest.raises(ValueError, match="percentage"):
         METHODS.get("mentor_collab")({"decision_proportion": 150})
     with pytest.raises(ValueError, match="chooser"):

@@ -5,6 +5,7 @@ tokenizers are refused with the models named."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -135,6 +136,7 @@ def test_contrastive_decoding_matches_manual_passes(trio: dict[str, Path]):
     preds = METHODS.get("contrastive_decoding")({"alpha": 0.05}).run(ctx)
     # dev: m1 is best; m2 is the worst-ranked (ties with m0 go to pool order, so the last is m2)
     assert preds[0]["expert"] == "m1" and preds[0]["amateur"] == "m2"
+    assert ctx.decisions["roles"] == {"expert": "m1", "amateur": "m2"}
     manual = manual_decode(ctx, ["m1", "m2"], lambda lp: contrastive_decoding_scores(lp[0], lp[1], 0.05))
     assert [p["output"] for p in preds] == manual
     assert manual != manual_decode(ctx, ["m1"], lambda lp: lp[0])  # differs from the expert alone
@@ -144,6 +146,7 @@ def test_logit_contrastive_matches_manual_passes(trio: dict[str, Path]):
     ctx = make_ctx(pool_of(**trio), dev_outputs={"m0": "Answer: B", "m1": "Answer: A", "m2": "Answer: B"})
     preds = METHODS.get("logit_contrastive")({"k": 1, "lambda_": 1.0}).run(ctx)
     assert preds[0]["experts"] == ["m1"] and preds[0]["anti_experts"] == ["m2"]
+    assert ctx.decisions["roles"] == {"experts": ["m1"], "anti_experts": ["m2"]}
     manual = manual_decode(ctx, ["m1", "m2"], lambda lp: contrastive_scores([lp[0]], [lp[1]], 1.0))
     assert [p["output"] for p in preds] == manual
     with pytest.raises(MethodError, match="k=2 needs 2k distinct models; pool has 3"):
@@ -154,6 +157,7 @@ def test_proxy_tuning_matches_manual_passes(trio: dict[str, Path]):
     ctx = make_ctx(pool_of(**trio))
     preds = METHODS.get("proxy_tuning")({"expert": "m2", "anti_expert": "m1"}).run(ctx)
     assert (preds[0]["base"], preds[0]["expert"], preds[0]["anti_expert"]) == ("m0", "m2", "m1")
+    assert ctx.decisions["roles"] == {"base": "m0", "expert": "m2", "anti_expert": "m1"}
     manual = manual_decode(ctx, ["m0", "m2", "m1"], lambda lp: proxy_scores(lp[0], lp[1], lp[2]))
     assert [p["output"] for p in preds] == manual
     assert manual != manual_decode(ctx, ["m0"], lambda lp: lp[0])
@@ -183,6 +187,7 @@ def test_optimised_fusion_keeps_the_best_dev_candidate(tmp_path: Path, tiny_mode
     assert preds[0]["fusion_weights"] == cands[best] and preds[0]["fusion_dev_accuracy"] == scores[best]
     assert [c["dev_accuracy"] for c in ctx.decisions["candidates"]] == scores
     assert ctx.decisions["reliance"] == dict(zip(["rand", "trained"], cands[best], strict=True))
+    json.dumps(ctx.decisions, allow_nan=False)  # decisions.json material
 
 
 def test_fusion_candidates_never_collapse_to_uniform_or_one_model():
@@ -206,3 +211,28 @@ def test_mixed_tokenizers_are_refused_naming_the_models(name: str, tiny_model_di
     why = f"{name} needs one tokenizer; pool has 2 different tokenizers: smol; other"
     with pytest.raises(MethodError, match=why):
         METHODS.get(name)({}).check_pool(pool)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_combined_decoding_in_a_batch_equals_one_prompt_at_a_time(tiny_model_dir: Path,
+                                                                    tiny_answer_a_model_dir: Path,
+                                                                    temperature: float):
+    """Rows of different lengths, rows ending early at eos, and seeded sampling (each row draws from its own
+    generator, seeded by its prompt): the batch gives every prompt what it gets alone."""
+    from mocoflow.methods.logit.decode import combined_generate
+    from mocoflow.methods.logit.fusion import fused_logprobs
+
+    engines = [make_engine(n, {"path": str(p)}, cache_dir=None, device="cpu")
+               for n, p in (("ans", tiny_answer_a_model_dir), ("rand", tiny_model_dir))]
+    prompts = prompts_for(items("test", 3)) + ["Question: hello", "Which option is correct?", "x"]
+
+    def fuse(lps, rows):
+        return fused_logprobs(lps, [0.8, 0.2])
+
+    batch = combined_generate(engines, prompts, fuse,
+                              DecodingConfig(max_new_tokens=10, batch_size=4, temperature=temperature, seed=3))
+    alone = combined_generate(engines, prompts, fuse,
+                              DecodingConfig(max_new_tokens=10, batch_size=1, temperature=temperature, seed=3))
+    assert [d.tokens for d in batch] == [d.tokens for d in alone]
+    assert [d.text for d in batch] == [d.text for d in alone]
+    assert len({len(d.tokens) for d in batch}) > 1  # some rows end early
