@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from mocoflow.engines.base import DecodingConfig
-from mocoflow.engines.stepper import Stepper, StepperError, greedy_patches, open_steppers
+from mocoflow.engines.stepper import (
+    PREFILL_SLACK,
+    Stepper,
+    StepperError,
+    greedy_patches,
+    open_steppers,
+    similar_lengths,
+)
 from mocoflow.engines.transformers_engine import TransformersEngine
 
 PROMPTS = [
@@ -44,6 +51,7 @@ def _check(stepper: Stepper, engine: TransformersEngine, rows: dict[int, list[in
 def test_stepper_matches_full_reencode_at_every_step(engine: TransformersEngine):
     prompt_ids = engine.encode(PROMPTS)
     assert len({len(r) for r in prompt_ids}) == len(PROMPTS)  # different lengths: real left padding
+    assert len(similar_lengths([len(r) for r in prompt_ids], PREFILL_SLACK)) > 1  # prefilled in groups, joined
     dec = engine.stepper(PROMPTS)
     assert dec.prompt_tokens == [len(r) for r in prompt_ids]
     rows = [list(r) for r in prompt_ids]
@@ -253,3 +261,13 @@ def test_long_chunks_queue_within_the_token_budget(engine: TransformersEngine):
     dec.flush()
     assert dec.pending(0) == 0
     _check(dec, engine, rows)
+
+
+def test_similar_lengths_bounds_padding():
+    lengths = [30, 4, 31, 5, 80, 6, 29]
+    groups = similar_lengths(lengths, 1.25)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    for g in groups:
+        assert max(lengths[i] for i in g) * len(g) <= 1.25 * sum(lengths[i] for i in g)
+    assert [sorted(g) for g in groups] == [[1, 3, 5], [0, 2, 6], [4]]
+    assert similar_lengths([10, 10, 10], 1.0) == [[0, 1, 2]]

@@ -35,6 +35,7 @@ finishing the current word), returning a ``Patch`` per row.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import time
 from collections.abc import Mapping, Sequence
@@ -46,6 +47,7 @@ import torch
 from mocoflow.engines.loader import encode_prompts, left_pad, position_ids_from_mask
 
 TOKEN_BUDGET = 8  # token slots (rows x chunk width) a decoding forward pass may use; see Stepper._forward
+PREFILL_SLACK = 1.25  # prompts prefill together while padding adds at most this factor; see Stepper._prefill
 
 
 class StepperError(ValueError):
@@ -377,36 +379,64 @@ class Stepper:
     def _prefill(self, rows: list[list[int]]) -> None:
         """Run the prompts once. Tokens every row starts with (a chat template's system turn, a shared
         instruction) run once and their KV cache is copied to every row, laid out as prefix, padding, own
-        tokens (as ``TransformersEngine.generate`` does); each row is charged its whole prompt, the engine
-        the work done."""
+        tokens (as ``TransformersEngine.generate`` does). Prompts of very different lengths run in groups of
+        similar length (padding within ``PREFILL_SLACK``) whose caches are then joined, left-padded and
+        masked, so the batch does not compute padding. Each row is charged its whole prompt, the engine the
+        work done."""
         from mocoflow.engines.loader import shared_prefix_length
         from mocoflow.engines.transformers_engine import MIN_SHARED_PREFIX
 
         t0 = time.perf_counter()
         shared = shared_prefix_length(rows) if getattr(self.engine, "prefix_sharing", True) else 0
-        past = None
+        head = None
         if shared >= MIN_SHARED_PREFIX:
-            head = torch.tensor([rows[0][:shared]], dtype=torch.long, device=self.device)
-            past = self._run(head, torch.ones_like(head), torch.arange(shared, device=self.device)[None], None,
+            ids = torch.tensor([rows[0][:shared]], dtype=torch.long, device=self.device)
+            head = self._run(ids, torch.ones_like(ids), torch.arange(shared, device=self.device)[None], None,
                              all_positions=False).past_key_values
-            past.batch_repeat_interleave(len(rows))
         else:
             shared = 0
-        ids, own_mask = left_pad([r[shared:] for r in rows], self.pad_id, self.device)
-        mask = torch.cat([torch.ones((len(rows), shared), dtype=torch.long, device=self.device), own_mask], 1)
-        positions = shared + position_ids_from_mask(own_mask)
-        out = self._run(ids, mask, positions, past=past, all_positions=False)
-        self.past = out.past_key_values
-        self.mask = mask
-        self._next = (positions[:, -1] + 1).tolist()
-        self._logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
-        if self.want_hidden:
-            self._hidden = out.hidden_states[-1][:, -1].float()
+        groups = similar_lengths([len(r) - shared for r in rows], PREFILL_SLACK)
+        parts = [self._prefill_group([rows[i] for i in g], shared, head) for g in groups]
+        if len(parts) > 1 and not all(_plain_layers(past) for past, *_ in parts):
+            parts = [self._prefill_group(rows, shared, head)]  # caches that cannot be joined: one batch
+            groups = [list(range(len(rows)))]
+        if len(parts) == 1:
+            self.past, self.mask, positions, self._logp, self._hidden = parts[0]
+        else:
+            self.past, self.mask, positions, self._logp, self._hidden = _join(parts)
+            order = torch.tensor([i for g in groups for i in g])
+            inverse = torch.empty_like(order)
+            inverse[order] = torch.arange(len(order))
+            self._reorder(inverse.to(self.device))
+            positions = positions[inverse.to(positions.device)]
+        self._next = positions.tolist()
         for r, row in enumerate(rows):
             self._spent_prompt[r] += len(row)
         self.usage.prompt_tokens += shared + sum(len(r) - shared for r in rows)
         self.usage.generate_seconds += time.perf_counter() - t0
         self.prefill_seconds = time.perf_counter() - t0
+
+    def _prefill_group(self, rows: list[list[int]], shared: int, head: Any) -> tuple[Any, ...]:
+        """(cache, mask, next positions, log-probs, hidden) of ``rows`` after the shared prefix ``head``."""
+        past = None
+        if head is not None:
+            past = copy.deepcopy(head)
+            past.batch_repeat_interleave(len(rows))
+        ids, own_mask = left_pad([r[shared:] for r in rows], self.pad_id, self.device)
+        mask = torch.cat([torch.ones((len(rows), shared), dtype=torch.long, device=self.device), own_mask], 1)
+        positions = shared + position_ids_from_mask(own_mask)
+        out = self._run(ids, mask, positions, past=past, all_positions=False)
+        hidden = out.hidden_states[-1][:, -1].float() if self.want_hidden else None
+        return (out.past_key_values, mask, positions[:, -1] + 1, torch.log_softmax(out.logits[:, -1].float(), -1),
+                hidden)
+
+    def _reorder(self, keep: torch.Tensor) -> None:
+        """Reorder the physical rows right after prefill (next positions are reordered by the caller)."""
+        self.past.batch_select_indices(keep)
+        self.mask = self.mask[keep]
+        self._logp = self._logp[keep.to(self._logp.device)]
+        if self._hidden is not None:
+            self._hidden = self._hidden[keep.to(self._hidden.device)]
 
     def _run(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, past: Any,
              all_positions: bool) -> Any:
@@ -487,6 +517,47 @@ class Stepper:
         self.usage.prompt_tokens += n_all - n_own
         self.usage.generate_seconds += time.perf_counter() - t0
         return seq_lp, seq_h
+
+
+def similar_lengths(lengths: Sequence[int], slack: float) -> list[list[int]]:
+    """Indices grouped by length (shortest first) so that each group, left-padded to its longest, computes
+    at most ``slack`` times its real tokens."""
+    groups: list[list[int]] = []
+    total = longest = 0
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        n = max(lengths[i], 1)
+        if groups and max(longest, n) * (len(groups[-1]) + 1) <= slack * (total + n):
+            groups[-1].append(i)
+            total, longest = total + n, max(longest, n)
+        else:
+            groups.append([i])
+            total, longest = n, n
+    return groups
+
+
+def _plain_layers(past: Any) -> bool:
+    layers = getattr(past, "layers", None)
+    return bool(layers) and all(type(layer).__name__ == "DynamicLayer" and getattr(layer, "keys", None) is not None
+                                for layer in layers)
+
+
+def _join(parts: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """One batch from group caches of different widths: each is left-padded with masked zero columns."""
+    width = max(mask.shape[1] for _, mask, *_ in parts)
+    past = parts[0][0]
+    for i, layer in enumerate(past.layers):
+        keys, values = [], []
+        for p, *_ in parts:
+            k, v = p.layers[i].keys, p.layers[i].values
+            pad = width - k.shape[2]
+            keys.append(torch.nn.functional.pad(k, (0, 0, pad, 0)))
+            values.append(torch.nn.functional.pad(v, (0, 0, pad, 0)))
+        layer.keys, layer.values = torch.cat(keys), torch.cat(values)
+    mask = torch.cat([torch.nn.functional.pad(m, (width - m.shape[1], 0)) for _, m, *_ in parts])
+    positions = torch.cat([pos for _, _, pos, *_ in parts])
+    logp = torch.cat([lp for *_, lp, _ in parts])
+    hidden = None if parts[0][4] is None else torch.cat([h for *_, h in parts])
+    return past, mask, positions, logp, hidden
 
 
 def open_steppers(engines: Sequence[Any], prompts: Sequence[str], *, hidden: bool = False) -> list[Stepper]:
