@@ -271,3 +271,13 @@ def test_similar_lengths_bounds_padding():
         assert max(lengths[i] for i in g) * len(g) <= 1.25 * sum(lengths[i] for i in g)
     assert [sorted(g) for g in groups] == [[1, 3, 5], [0, 2, 6], [4]]
     assert similar_lengths([10, 10, 10], 1.0) == [[0, 1, 2]]
+
+
+def test_prefill_keeps_the_callers_row_order(engine: TransformersEngine):
+    """Rows are prefilled sorted by length (in one group or several): each row still gets its own prompt."""
+    for prompts in (["What is 2 + 3?", "What is 2?", "What is 2 + 3 + 4?"],  # one group, not in length order
+                    ["Answer the question. Which option is correct? A) yes B) no C) maybe", "x", "hello"]):
+        ids = engine.encode(prompts)
+        assert [len(r) for r in ids] != sorted(len(r) for r in ids)
+        dec = engine.stepper(prompts)
+        _check(dec, engine, dict(enumerate(list(r) for r in ids)))

@@ -400,11 +400,9 @@ class Stepper:
         if len(parts) > 1 and not all(_plain_layers(past) for past, *_ in parts):
             parts = [self._prefill_group(rows, shared, head)]  # caches that cannot be joined: one batch
             groups = [list(range(len(rows)))]
-        if len(parts) == 1:
-            self.past, self.mask, positions, self._logp, self._hidden = parts[0]
-        else:
-            self.past, self.mask, positions, self._logp, self._hidden = _join(parts)
-            order = torch.tensor([i for g in groups for i in g])
+        self.past, self.mask, positions, self._logp, self._hidden = parts[0] if len(parts) == 1 else _join(parts)
+        order = torch.tensor([i for g in groups for i in g])
+        if order.tolist() != list(range(len(rows))):  # back to the callers' row order
             inverse = torch.empty_like(order)
             inverse[order] = torch.arange(len(order))
             self._reorder(inverse.to(self.device))
