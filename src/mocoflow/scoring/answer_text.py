@@ -38,6 +38,8 @@ _MARKER = re.compile(
     r"(?:\s+(?:that\s+)?it(?:'s|\s+is)\b)?[ \t]*:?[ \t]*)",
     re.IGNORECASE | re.MULTILINE,
 )
+_ADVERB = re.compile(r"^(?:indeed|clearly|definitely|certainly|surely|obviously|actually|probably|likely|most\s+likely"
+                     r"|therefore|thus|hence|so)\b[\s,:]*", re.IGNORECASE)
 _DISJUNCTION = re.compile(r"^[\s,;]*(?:or|and/or|either)\b[\s,;]*$", re.IGNORECASE)
 _FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
 _CANONICAL = str.maketrans({**_FULLWIDTH, 0x3000: " ", 0x2212: "-", 0xFE63: "-", 0x2018: "'", 0x2019: "'",
@@ -107,7 +109,8 @@ def _marker_segment(text: str, end: int, bound: int) -> tuple[str, int]:
     while not line.strip() and nxt < bound:  # "Answer:\n42": the answer is on the next non-empty line
         line, nxt = _line_at(text, nxt, bound)
     seg = _SENTENCE_BREAK.split(line.strip(), maxsplit=1)[0]
-    return seg.strip().strip("*").strip().rstrip(".").strip(), nxt
+    seg = _ADVERB.sub("", seg.strip().strip("*").strip())  # "the answer is indeed D"
+    return seg.strip("*").strip().rstrip(".").strip(), nxt
 
 
 def explicit_spans(text: str) -> list[tuple[int, int, str]]:

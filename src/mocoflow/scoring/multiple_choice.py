@@ -11,18 +11,20 @@ Rules, in order (only the item's own choice keys are valid letters):
   2. a response (or its first line, when no other line is a bare letter) that is only a letter, in either
      case: ``b``, ``B.``, ``(c)``, ``**D**``, ``Option B``, ``C\\n\\nBecause ...``;
      or one that starts with a capital letter and a delimiter (``B. London``, ``(B) London``), or with a
-     lower-case one followed by that option's own text (``b) London``) -- unless the response lists
-     several labelled options ("A) Paris B) London ...": a listing, not a choice);
+     lower-case one followed by that option's own text (``b) London``);
   3. a response that is exactly one option's text (``Berlin``; case-sensitive first, as in ARC's
      genotypes ``Rr`` / ``RR``, then case-free, then without punctuation: ``E coli`` for ``E. coli``);
   4. fallback: exactly one option's text occurs in the response (word-bounded, case-free; an option found
      only inside a longer option's occurrence, like ``8 lb`` inside ``0.8 lb``, does not count; an
-     occurrence right after a negation -- "not London", "isn't supported" -- does not count; a one-word
-     option counts in its inflected forms: "supported", "refutes" for ``support`` / ``refute``).
+     occurrence right after a negation -- "not London", "isn't supported" -- does not count; when no option
+     occurs as written, a one-word option counts in its inflected forms: "supported", "refutes" for
+     ``support`` / ``refute``).
 Letters in prose are not answers: a sentence-initial article "A" never parses as option A. A response
 naming several options without committing (all letters, all texts, "A or B") parses as none, so it is
-never credited. Responses are read after :func:`~mocoflow.scoring.answer_text.canonical_text` (fullwidth
-letters and colons are ASCII).
+never credited; so does one that lists two or more labelled options ("A. Paris\\nB. London ...", what small
+models often write back) without an explicit statement (rule 1): only rule 3 (the whole response is one
+option's text) still applies to a listing. Responses are read after
+:func:`~mocoflow.scoring.answer_text.canonical_text` (fullwidth letters and colons are ASCII).
 
 Options with identical text (``duplicate_options``: MMLU-Redux, CulturalBench, AGIEval carry a few) are one
 answer: the parsed letter is the first of its group, and it is correct when the gold is in that group.
@@ -200,13 +202,15 @@ def parse_choice(item: Item, output: str) -> str | None:
     letter = _explicit(output, valid)
     if letter is None and not _BARE_LETTER.match(output):  # "a*" is option text, "b" is a letter
         letter = _by_whole_text(output, valid, case_free=False)
+    if letter is None and len({k for k in _LABEL.findall(output) if k in valid}) >= 2:
+        return _by_whole_text(output, valid)  # "A. Paris\nB. London ...": a listing states no choice
     if letter is None:
         lines = [ln for ln in output.split("\n") if ln.strip()]
         bare = [m.group(1).upper() for m in map(_ONLY.match, lines) if m]
         m = _ONLY.match(lines[0])  # the whole response, or its first line ("C\n\nBecause ...")
         if m and m.group(1).upper() in valid and len(set(bare)) == 1:
             letter = m.group(1).upper()
-    if letter is None and len({k for k in _LABEL.findall(output) if k in valid}) < 2:  # not a listing
+    if letter is None:
         m = _LEADING.match(output)
         if m:
             lead = (m.group(1) or m.group(2)).upper()

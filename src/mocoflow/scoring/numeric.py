@@ -19,7 +19,8 @@ percent answer matches a plain gold under either. A plain number is read as writ
 
 **Hedges.** A segment that offers several different numbers as alternatives -- joined by "or", "and",
 "to", "between ... and", or (in its last part, after any ``=``) by commas, semicolons, slashes or a range
-dash: "12 or 13", "x = 12 or x = 13", "10, 11, 12", "12-14" -- states no number (:func:`number_in` returns
+dash: "12 or 13", "x = 12 or x = 13", "10, 11, 12", "12-14", "12–14" (a hyphen with spaces around it,
+"5 - 3", is a subtraction) -- states no number (:func:`number_in` returns
 None), so it is never credited whichever alternative is gold. A rejected alternative ("12, not 13") and
 one value in two units ("12 km/h (7.5 mph)") are not hedges.
 
@@ -179,7 +180,10 @@ def lists_alternatives(segment: str, *, last_only: bool = False) -> bool:
     for (_, end, value), (start, _, other) in pairs:
         if value == other:
             continue
-        between = " ".join(_BETWEEN_NOISE.sub(" ", clean[end:start]).split())
+        raw = clean[end:start]
+        between = " ".join(_BETWEEN_NOISE.sub(" ", raw).split())
+        if raw.strip() == "-" and raw != "-":
+            continue  # "5 - 3" is a subtraction; "12-14" and "12–14" are ranges
         if _ALT_WORDS.match(between) or (end >= tail_at and _ALT_SYMBOLS.match(between)):
             return True
     return False
