@@ -1,19 +1,20 @@
 """Where a response states its final answer, and text normalisation shared by the exact-match rules.
 
 Explicit answers are ``\\boxed{...}`` / ``\\box{...}`` / ``\\fbox{...}`` contents (balanced braces; MoCo's
-prompts ask for ``\\box{ANSWER}``) and answer markers (``Answer: X``, ``the answer is X``, ``final answer =
-X``, ``#### X``). The **last explicit answer in the text wins**, by position, even when two markers share a
-line ("The answer is 12. Wait, I made an error: the answer is 13." -> "13"). A marker's answer runs to the
-end of its line (or, after a bare ``Answer:``, the next non-empty line) and stops at the first sentence
-break (". " before a capital), so trailing commentary is not part of it. A negated marker ("the answer is
-not 12, it is 13") states no answer.
+prompts ask for ``\\box{ANSWER}``) and answer markers. The **last explicit answer in the text wins**, by
+position, even when two markers share a line ("The answer is 12. Wait, I made an error: the answer is 13."
+-> "13"). A marker's answer runs to the end of its line (or, after a bare ``Answer:``, the next non-empty
+line) and stops at the first sentence break (". " before a capital), so trailing commentary is not part of
+it; neither is a leading adverb ("the answer is indeed D", "... is probably 12"). A negated marker ("the
+answer is not 12, it is 13") states no answer.
 
 Markers: ``Answer: X``, ``the (final) answer is X``, ``#### X``; a markdown header line ``## Final Answer`` or
 ``**Answer**`` (its answer is the next non-empty line); and a *commitment* -- ``I'd say X``, ``I'll go with
-X``, ``I would choose X`` -- whose answer counts only when it is short (at most :data:`SHORT_WORDS` words), so
-"I'd say this problem is hard" states nothing. A hedge before a commitment does not matter ("it could be
-11 or 13, but I'd say 12" is 12). Two explicit answers on one line joined by "or" (``\boxed{12} or
-\boxed{13}``) are one hedged answer, ``12 or 13``, which the scorers do not credit.
+X``, ``I would choose X``, ``I think it's X`` -- whose answer ends at a clause break (", but ...") and
+counts only when it is short (at most :data:`SHORT_WORDS` words), so "I'd say this problem is hard" states
+nothing. A hedge before a commitment does not matter ("it could be 11 or 13, but I'd say 12" is 12). Two
+explicit answers on one line joined by "or" (``\\boxed{12} or \\boxed{13}``) are one hedged answer,
+``12 or 13``, which the scorers do not credit.
 
 Responses are read after :func:`canonical_text`: fullwidth forms (``１２``, ``：``), the Unicode minus and
 typographic apostrophes become ASCII.
@@ -33,13 +34,15 @@ _MARKER = re.compile(
     # a markdown header line: "## Final Answer", "**Answer**", "### Answer:" (the answer is on the next line)
     r"|(?P<header>^[ \t]*(?:\#{1,6}[ \t]*(?:\*\*)?|\*\*)[ \t]*(?:final[ \t]+)?answer[ \t]*:?[ \t]*(?:\*\*)?"
     r"[ \t]*:?[ \t]*$)"
-    # a commitment: "I'd say C", "I will go with 12", "I would choose (B)"
-    r"|(?P<soft>\bI(?:'d|'ll|\s+would|\s+will)?\s+(?:say|go\s+with|choose|pick|select)\b"
-    r"(?:\s+(?:that\s+)?it(?:'s|\s+is)\b)?[ \t]*:?[ \t]*)",
+    # a commitment: "I'd say C", "I will go with 12", "I would choose (B)", "I think it's Paris"
+    r"|(?P<soft>(?:\bI(?:'d|'ll|\s+would|\s+will)?\s+(?:say|go\s+with|choose|pick|select)\b"
+    r"(?:\s+(?:that\s+)?it(?:'s|\s+is)\b)?"
+    r"|\bI\s+(?:think|believe|guess|reckon)\s+(?:that\s+)?it(?:'s|\s+is)\b)[ \t]*:?[ \t]*)",
     re.IGNORECASE | re.MULTILINE,
 )
 _ADVERB = re.compile(r"^(?:indeed|clearly|definitely|certainly|surely|obviously|actually|probably|likely|most\s+likely"
                      r"|therefore|thus|hence|so)\b[\s,:]*", re.IGNORECASE)
+_CLAUSE_BREAK = re.compile(r"\s*(?:[,;]\s+|\s+(?:but|though|although|because|since)\b)", re.IGNORECASE)
 _DISJUNCTION = re.compile(r"^[\s,;]*(?:or|and/or|either)\b[\s,;]*$", re.IGNORECASE)
 _FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
 _CANONICAL = str.maketrans({**_FULLWIDTH, 0x3000: " ", 0x2212: "-", 0xFE63: "-", 0x2018: "'", 0x2019: "'",
@@ -102,13 +105,16 @@ def _line_at(text: str, start: int, bound: int) -> tuple[str, int]:
     return (text[start:bound], bound) if stop < 0 else (text[start:stop], stop + 1)
 
 
-def _marker_segment(text: str, end: int, bound: int) -> tuple[str, int]:
+def _marker_segment(text: str, end: int, bound: int, soft: bool = False) -> tuple[str, int]:
     """A marker's answer and where it ends: the rest of its line, else the next non-empty line; never past
-    ``bound`` (the next marker), so each character is read once however many markers a line holds."""
+    ``bound`` (the next marker), so each character is read once however many markers a line holds. A
+    commitment's answer (``soft``) also stops at a clause break: "I'd say 12, but it could be 13" is 12."""
     line, nxt = _line_at(text, end, bound)
     while not line.strip() and nxt < bound:  # "Answer:\n42": the answer is on the next non-empty line
         line, nxt = _line_at(text, nxt, bound)
     seg = _SENTENCE_BREAK.split(line.strip(), maxsplit=1)[0]
+    if soft:
+        seg = _CLAUSE_BREAK.split(seg, maxsplit=1)[0]
     seg = _ADVERB.sub("", seg.strip().strip("*").strip())  # "the answer is indeed D"
     return seg.strip("*").strip().rstrip(".").strip(), nxt
 
@@ -124,7 +130,7 @@ def explicit_spans(text: str) -> list[tuple[int, int, str]]:
     markers = list(_MARKER.finditer(text))
     bounds = [m.start() for m in markers[1:]] + [len(text)] * bool(markers)
     for m, bound in zip(markers, bounds, strict=True):
-        seg, stop = _marker_segment(text, m.end(), bound)
+        seg, stop = _marker_segment(text, m.end(), bound, soft=m.group("soft") is not None)
         if m.group("soft") is not None and len(seg.split()) > SHORT_WORDS:
             continue
         found.append((m.start(), stop, seg))

@@ -5,7 +5,8 @@ marker, a "Final Answer" header, a short commitment such as "I'd say 12") by pos
 whole response (or its short last line); in number modes, else the last number in the text -- unless the
 sentence holding it offers alternatives ("it might be 11 or 12"). An explicit answer that cannot be read in
 the gold's mode does not hide a later short line that can (a response that echoes the question's
-"Answer: Kimchi" line and then says "True"). A response naming several candidates without committing
+"Answer: Kimchi" line and then says "True"). A long marker-less boolean or option answer is read from its
+lead ("False. The system has a pole ...", "(c) because ..."). A response naming several candidates without committing
 ("12 or 13", "True or False", "(b) or (c)") is not credited whichever candidate is gold (see
 :mod:`mocoflow.scoring.numeric` for numbers and percentages).
 
@@ -187,6 +188,10 @@ def _segment(output: str, mode: str) -> str | None:
                 return later
         return seg
     seg = short_response(output)
+    if seg is None and mode in ("bool", "option"):  # "False. The system has a pole outside ...": its lead
+        first = _SENTENCE.split(output.strip(), maxsplit=1)[0]
+        lead = re.split(r"[,;:]\s", first, maxsplit=1)[0]
+        return lead if _readable(lead, mode) else None
     if mode in (*_NUMBER_MODES, "auto") and (seg is None or not numbers_in(seg)):
         found = _last_number_sentence(output)  # a worked solution without a marker: its last number
         return found if found is not None else (seg if mode == "auto" else None)

@@ -3,7 +3,8 @@
 Rules, in order (only the item's own choice keys are valid letters):
   1. explicit statements -- the **last one in the text wins**: ``Answer: B``, ``the answer is (c)``,
      ``final answer: **D**``, ``the correct one is C``, ``the best option is C``, ``option C is correct``,
-     ``I would choose C``, ``I'd say C``, ``I think it's C.``, ``\\boxed{C}``, a "## Answer" header over a
+     ``I would choose C``, ``I'd say C``, ``I think it's C.``, ``C is the answer``, ``final choice: C``,
+     ``\\boxed{C}``, a "## Answer" header over a
      letter; after such a marker a lower-case letter counts when nothing but punctuation follows it (``the
      answer is c.``), and so does an option's full text or a label with its text (``Answer: Berlin``,
      ``Final answer: C. Berlin``). A statement naming two letters ("the answer is A or C", "I would choose
@@ -56,8 +57,12 @@ _EXPLICIT = re.compile("|".join([
     # "option C is correct", "choice (B) is the right one"
     r"(?i:option|choice|answer|letter)\s+" + _LETTER + r"\s+(?i:is|would\s+be|seems)\s+(?i:the\s+)?"
     r"(?i:correct|right|best|true)",
-    # "C is correct." at the start of a sentence (a capital letter only)
-    r"(?:^|(?<=[\n.!?])\s*)" + _BOLD + r"\(?([A-Z])\)?" + _BOLD + r"\s+(?i:is)\s+(?i:the\s+)?(?i:correct|right)\b",
+    # "C is correct." / "C is the answer." at the start of a sentence (a capital letter only)
+    r"(?:^|(?<=[\n.!?])\s*)" + _BOLD + r"\(?([A-Z])\)?" + _BOLD + r"\s+(?i:is)\s+(?i:the\s+)?"
+    r"(?i:correct|right|(?:correct\s+|right\s+|best\s+)?answer)\b",
+    # "Final choice: C", "my choice is (B)", "selected option: D"
+    r"(?i:\b(?:final|my)\s+(?:choice|selection|pick)|\bselected\s+(?:option|answer))\s*(?i:is|:|=|-)\s*"
+    + _OPTION_WORD + _LETTER,
     # "I choose C", "I would go with option B", "I'd say C"
     r"(?i:\bI(?:'d|'ll|\s+would|\s+will)?\s+(?:choose|pick|select|go\s+with|say))\s+" + _OPTION_WORD + _LETTER,
     # "I think it's C.", "so it is (B)" (a capital or bracketed letter that ends its clause)
@@ -71,7 +76,8 @@ _TRAILING = re.compile(r"[\s.,;:!?]+$")
 _BOLD_WRAP = re.compile(r"^(\*\*|\*)(.+)\1$")
 _BARE_LETTER = re.compile(r"^\s*[(\[]?[A-Za-z][)\]]?[.):]?\s*$")
 # right after a letter statement: another letter offered as an alternative ("A or C", "A, B")
-_ALTERNATIVE = re.compile(r"[ \t]*(?:,|/|\bor\b|\band\b|\band/or\b)[ \t]*(?i:option\s+)?" + _BOLD
+_ALTERNATIVE = re.compile(r"[ \t]*(?:,|/|\bor\b|\band\b|\band/or\b)[ \t]*"
+                          r"(?i:(?:maybe|possibly|perhaps|probably)[ \t]+)?(?i:option\s+)?" + _BOLD
                           + r"[(\[]?([A-Z])[)\]]?(?![A-Za-z0-9])|[ \t]*(?:,|/|\bor\b)[ \t]*[(\[]([a-z])[)\]]")
 _LABEL = re.compile(r"(?:^|(?<=\s))[(\[]?([A-Z])[)\].:](?=\s)")
 _NEGATED_BEFORE = re.compile(r"(?:\bnot|n't|\bnever|\bnor|\bneither|\binstead\s+of|\brather\s+than)\s+(?:\w+\s+)?$",

@@ -3,7 +3,9 @@
 Values are exact rationals, so sign and decimals are kept (``-3 != 3``, ``3.5 != 35``) and ``0.1 + 0.2``
 rounding never decides a grade. Accepted forms: ``1,000`` (thousands separators in groups of three only, so
 ``1,000,000 != 1000``), ``$5``, ``50%``, ``\\frac{1}{2}``, ``1/2``, ``-0.5``, ``.5``, ``3.54e-07``,
-``3.54 \\times 10^{-7}``, ``3.54 \\cdot 10^{-7}``, ``3.54×10^-7``, ``3.54*10**-7``.
+``3.54 \\times 10^{-7}``, ``3.54 \\cdot 10^{-7}``, ``3.54×10^-7``, ``3.54*10**-7``, mixed numbers
+``2\\frac{1}{4}`` / ``2 1/4`` / ``2 and 1/4`` (MATH's "express as a mixed number" golds), and in a response
+"negative 3" and a whole answer in number words ("twelve", "one hundred and five").
 
 **Locales** (a response's number, ``lenient=True``; golds are read the English way only): ``1 000 000`` (plain,
 no-break or narrow spaces), ``1.000.000`` and ``1.234,56`` (German), ``1'000`` (Swiss), ``1,00,000``
@@ -58,12 +60,15 @@ _MANTISSA = (r"(?:\d{1,2}(?:,\d{2})+,\d{3}(?:\.\d+)?"  # Indian 1,00,000
 _EXP_E = r"[eE][+-]?\d+"
 _EXP_TIMES = (r"\s*(?:\\times|\\cdot|×|x|\*)\s*10\s*(?:\^|\*\*)\s*"
               r"(?:\{\s*([+-]?\d+)\s*\}|\(\s*([+-]?\d+)\s*\)|([+-]?\d+))")
-_FRACTION_TOKEN = r"\\[dt]?frac\{\s*-?\d+\s*\}\{\s*-?\d+\s*\}|(?<![\d./])\d+\s*/\s*\d+(?![\d./])"
+_MIXED_TOKEN = r"\d+\s*\\[dt]?frac\{\s*\d+\s*\}\{\s*\d+\s*\}|(?<![\d./])\d+\s+and\s+\d+\s*/\s*\d+(?![\d./])"
+_FRACTION_TOKEN = (_MIXED_TOKEN + r"|\\[dt]?frac\{\s*-?\d+\s*\}\{\s*-?\d+\s*\}"
+                   r"|(?<![\d./])\d+\s*/\s*\d+(?![\d./])")
 _NUMBER = re.compile(
     rf"(?:(?<![\w.)\]}}])[-\u2013])?(?:{_FRACTION_TOKEN}|{_MANTISSA}(?:{_EXP_E}|{_EXP_TIMES})?(?![\d]))"
 )
 _EN_MANTISSA = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d*)?|\.\d+)"
 _WHOLE = re.compile(rf"^(-?)({_EN_MANTISSA})(?:({_EXP_E})|{_EXP_TIMES})?$")
+_MIXED = re.compile(r"^(-?)(\d+)(?:\s*\\frac\{\s*(\d+)\s*\}\{\s*(\d+)\s*\}|\s+(?:and\s+)?(\d+)\s*/\s*(\d+))$")
 _FRAC = re.compile(r"^(-?)\\frac\{\s*(-?\d+)\s*\}\{\s*(-?\d+)\s*\}$")
 _SLASH = re.compile(r"^(-?\d+)\s*/\s*(-?\d+)$")
 _PLAIN = re.compile(r"-?(\d{1,15})(?:\.(\d{1,15}))?")
@@ -98,6 +103,7 @@ def _bare(s: str) -> str:
     t = strip_latex(s).replace("\\ ", "").strip().rstrip(".").strip()
     if t[:1] in "\u2013\u2014":  # an en or em dash before a number is a minus sign ("–5")
         t = "-" + t[1:]
+    t = re.sub(r"^(?:negative|minus)\s+(?=[\d.$])", "-", t, flags=re.IGNORECASE)
     t = _PERCENT.sub("", t).strip().strip(_CURRENCY).strip()
     if t[:1] == "-" and t[1:].lstrip()[:1] in tuple(_CURRENCY):
         t = "-" + t[1:].lstrip()[1:].lstrip()
@@ -106,8 +112,39 @@ def _bare(s: str) -> str:
 
 def parse_number(s: str, *, lenient: bool = False) -> Fraction | None:
     """Exact value of a whole string that is one number (see the module doc), else None; ``lenient`` reads
-    the locale forms a response may use."""
-    return _value(_bare(s), lenient)
+    the locale forms and number words a response may use."""
+    bare = _bare(s)
+    value = _value(bare, lenient)
+    return _words_value(bare) if value is None and lenient else value
+
+
+_WORD_UNITS = {w: k for k, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen".split())}
+_WORD_TENS = {w: 10 * k for k, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+_WORD_SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9}
+
+
+def _words_value(text: str) -> Fraction | None:
+    """A whole answer written in English number words ("twelve", "one hundred and five", "negative three");
+    None when any word is not a number word."""
+    words = re.findall(r"[a-z]+", text.lower())
+    if not words or re.sub(r"[a-z\s,-]", "", text.lower()):
+        return None
+    sign = -1 if words[0] in ("negative", "minus") else 1
+    total = current = 0
+    seen = False
+    for word in words[1:] if sign < 0 else words:
+        if word in _WORD_UNITS or word in _WORD_TENS:
+            current += _WORD_UNITS.get(word, _WORD_TENS.get(word, 0))
+        elif word == "hundred" and seen:
+            current *= 100
+        elif word in _WORD_SCALES and seen:
+            total, current = total + current * _WORD_SCALES[word], 0
+        elif word != "and" or not seen:
+            return None
+        seen = True
+    return Fraction(sign * (total + current)) if seen else None
 
 
 def _value(t: str, lenient: bool) -> Fraction | None:
@@ -117,6 +154,14 @@ def _value(t: str, lenient: bool) -> Fraction | None:
         whole, frac = m.group(1), m.group(2) or ""
         value = Fraction(int(whole + frac), 10 ** len(frac)) if frac else Fraction(int(whole))
         return -value if t[0] == "-" else value
+    m = _MIXED.match(t)
+    if m:  # a mixed number: 2\frac{1}{4}, 2 1/4, 2 and 1/4 (a proper fraction after a whole number)
+        sign, whole, *parts = m.groups()
+        num, den = (int(x) for x in (parts[:2] if parts[0] is not None else parts[2:]))
+        if not 0 < num < den:
+            return None
+        value = int(whole) + Fraction(num, den)
+        return -value if sign else value
     m = _FRAC.match(t.replace(" ", "")) or _SLASH.match(t)
     if m:
         groups = m.groups()
