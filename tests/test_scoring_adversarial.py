@@ -335,3 +335,17 @@ F1: list[tuple[Any, str, bool, str]] = [
 def test_f1_adversarial(gold: Any, response: str, correct: bool, why: str) -> None:
     result = score_item(f1(gold), response)
     assert result.correct is correct, (why, result)
+
+
+@pytest.mark.parametrize(("responses", "same"), [
+    (["(A) Yes", "Answer: (A)", "The answer is (a)."], True),  # BBH-style option labels
+    (["12 or 13", "12"], False),  # a hedge is not its first candidate
+    (["Answer: 50%", "Answer: 50"], True),  # the written number is the key
+    (["Answer: 1.000.000", "Answer: 1,000,000", "Answer: 1 000 000"], True),  # locales
+    (["True or False", "True"], False),
+])
+def test_answer_keys_group_equal_answers_only(responses: list[str], same: bool) -> None:
+    from mocoflow.scoring.exact_match import answer_key
+
+    keys = {answer_key(r) for r in responses}
+    assert (len(keys) == 1) is same, keys

@@ -84,6 +84,7 @@ _NEGATION = re.compile(r"\b(?:not|never|neither|nor)\b|n't\b")
 _NEGATED_BOOL = re.compile(r"(?:\bnot|\bnever|n't)\s+(?:really\s+|entirely\s+)?(true|false)\b")
 _BOOL_HEDGE = re.compile(r"\b(true|false|yes|no)\b\s*(?:,|/|\bor\b|\band\b|\band/or\b)\s*(true|false|yes|no)\b")
 _OPTION_GOLD = re.compile(r"^\(\s*([A-Za-z])\s*\)$")
+_BRACKETED_LABEL = re.compile(r"^\s*\(\s*[A-Za-z]\s*\)(?:\s|$)")
 _OPTION_LABEL = re.compile(r"^\**\s*(?:(?:option|choice)\s+[(\[]?([a-z])\b|[(\[]\s*([a-z])\s*[)\]]|([a-z])(?:[).:]|$))"
                            r"\**(?=\s|$)")
 _OPTION_HEDGE = re.compile(r"\(\s*[a-z]\s*\)\s*(?:,|/|\bor\b|\band\b)\s*(?:option\s+)?\(\s*[a-z]\s*\)"
@@ -229,6 +230,8 @@ def _key_in_mode(seg: str, mode: str) -> str | None:
     if mode == "text":
         return normalise_text(seg) or None
     # auto: whichever the answer itself is
+    if _BRACKETED_LABEL.match(seg):  # "(A) Yes" and "(A)" are one answer (BBH-style options)
+        return parse_option(seg) or normalise_text(seg) or None
     if parse_bool(seg) is not None and len(normalise_text(seg).split()) == 1:
         return str(parse_bool(seg))
     value = parse_number(seg, lenient=True)
