@@ -376,8 +376,16 @@ def read_moco_json(path: str | Path) -> Any:
 
 def load_moco_file(path: str | Path, *, task: str | None = None, task_type: str | None = None,
                    on_missing_gold: str = "drop") -> dict[str, list[Item]]:
-    """Read and convert one MoCo JSON file; errors name the file by its base name."""
+    """Read and convert one MoCo JSON file; errors name the file by its base name.
+
+    The task is named by the file (``task`` overrides), as MoCo names a set by its file: the name inside
+    may differ (``culturebench.json`` says ``"name": "culturebench_hard"``, which is another set's name)."""
     path = Path(path)
-    return moco_to_items(read_moco_json(path), task=task, label=path.name, task_type=task_type,
+    data = read_moco_json(path)
+    inner = data.get("name") or data.get("dataset") if isinstance(data, dict) else None
+    if task is None and inner and inner != path.stem:
+        log.info("%s: its inner name %r differs from the file name; the set is named %r", path.name, inner,
+                 path.stem)
+    return moco_to_items(data, task=task or path.stem, label=path.name, task_type=task_type,
                          on_missing_gold=on_missing_gold)
 

@@ -1,8 +1,14 @@
 """Exact-match scoring: the final answer, read in an *answer mode*, compared with the gold.
 
-Final answer (:mod:`mocoflow.scoring.answer_text`): the last explicit answer (``\\boxed{}`` or an answer
-marker) by position; without one, a short whole response (or its short last line); in number modes, else
-the last number in the text.
+Final answer (:mod:`mocoflow.scoring.answer_text`): the last explicit answer (``\\boxed{}``, an answer
+marker, a "Final Answer" header, a short commitment such as "I'd say 12") by position; without one, a short
+whole response (or its short last line); in number modes, else the last number in the text -- unless the
+sentence holding it offers alternatives ("it might be 11 or 12"). An explicit answer that cannot be read in
+the gold's mode does not hide a later short line that can (a response that echoes the question's
+"Answer: Kimchi" line and then says "True"). A long marker-less boolean or option answer is read from its
+lead ("False. The system has a pole ...", "(c) because ..."). A response naming several candidates without committing
+("12 or 13", "True or False", "(b) or (c)") is not credited whichever candidate is gold (see
+:mod:`mocoflow.scoring.numeric` for numbers and percentages).
 
 Answer modes (:data:`MODES`) say how to read and compare it:
 
@@ -15,8 +21,11 @@ Answer modes (:data:`MODES`) say how to read and compare it:
 - ``list`` / ``float_list`` -- ordered lists element by element (``[1,6] == [1, 6] == (1, 6) == 1, 6``);
 - ``math`` -- symbolic equivalence by math-verify (:mod:`mocoflow.scoring.math_equivalence`): fractions,
   roots, sets, intervals, tuples, equations;
+- ``option`` -- an option label (TheoremQA's ``answer_type: option``, and golds written ``(a)``/``(B)`` such as
+  BBH's): ``(c)``, ``c``, ``(C) <the option's text>``, ``option c`` are ``c``; two labels ("(b) or (c)") are
+  none;
 - ``text`` -- normalised strings (whitespace collapsed, lower case, LaTeX wrappers, one pair of surrounding
-  parentheses and a trailing period removed): BBH ``(A)``, ``valid``, Dyck ``) )``;
+  parentheses and a trailing period removed): ``valid``, Dyck ``) )``;
 - ``auto`` -- for grouping answers without a gold: bool, number, math or text, whichever the answer is.
 
 Where the mode comes from: :func:`declared_mode` reads the task's own ``metadata["answer_type"]``
@@ -29,29 +38,42 @@ unparseable. ``unparseable`` means no final answer at all.
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 from typing import Any
 
 from mocoflow.data.schema import Item
-from mocoflow.scoring.answer_text import boxed_contents, final_answer, normalise_text, short_response, strip_latex
+from mocoflow.scoring.answer_text import (
+    boxed_contents,
+    canonical_text,
+    final_answer,
+    final_answer_span,
+    normalise_text,
+    short_response,
+    strip_latex,
+)
 from mocoflow.scoring.base import SCORERS, Scorer, ScoreResult, graded, unparseable
 from mocoflow.scoring.math_equivalence import looks_mathematical, math_equal, math_key
 from mocoflow.scoring.numeric import (
     is_scientific,
+    last_number,
+    lists_alternatives,
     number_in,
     number_key,
     numbers_in,
     numbers_match,
     parse_number,
+    readings,
 )
 
 __all__ = ["MODES", "ExactMatchScorer", "answer_key", "boxed_contents", "declared_mode", "extract_key",
-           "final_answer", "gold_mode", "grade", "normalise_text", "number_key", "parse_number"]
+           "final_answer", "gold_mode", "grade", "normalise_text", "number_key", "parse_bool", "parse_number",
+           "parse_option"]
 
-MODES = ("auto", "number", "float", "bool", "list", "float_list", "math", "text")
+MODES = ("auto", "number", "float", "bool", "list", "float_list", "math", "option", "text")
 ANSWER_TYPE_MODES = {"integer": "number", "float": "float", "bool": "bool", "list of integer": "list",
-                     "list of float": "float_list", "option": "text"}
+                     "list of float": "float_list", "option": "option"}
 """TheoremQA-style ``answer_type`` values (MoCo's exact-match metadata) -> answer mode."""
 
 _TRUE, _FALSE = frozenset({"true", "yes"}), frozenset({"false", "no"})
@@ -59,6 +81,15 @@ _NUMBER_MODES = ("number", "float")
 _LIST_MODES = ("list", "float_list")
 _FIRST_WORD = re.compile(r"[a-z]+")
 _NEGATION = re.compile(r"\b(?:not|never|neither|nor)\b|n't\b")
+_NEGATED_BOOL = re.compile(r"(?:\bnot|\bnever|n't)\s+(?:really\s+|entirely\s+)?(true|false)\b")
+_BOOL_HEDGE = re.compile(r"\b(true|false|yes|no)\b\s*(?:,|/|\bor\b|\band\b|\band/or\b)\s*(true|false|yes|no)\b")
+_OPTION_GOLD = re.compile(r"^\(\s*([A-Za-z])\s*\)$")
+_BRACKETED_LABEL = re.compile(r"^\s*\(\s*[A-Za-z]\s*\)(?:\s|$)")
+_OPTION_LABEL = re.compile(r"^\**\s*(?:(?:option|choice)\s+[(\[]?([a-z])\b|[(\[]\s*([a-z])\s*[)\]]|([a-z])(?:[).:]|$))"
+                           r"\**(?=\s|$)")
+_OPTION_HEDGE = re.compile(r"\(\s*[a-z]\s*\)\s*(?:,|/|\bor\b|\band\b)\s*(?:option\s+)?\(\s*[a-z]\s*\)"
+                           r"|\b(?:option\s+)?[a-z]\s+or\s+(?:option\s+)?[a-z]\b")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
 
 
 def declared_mode(metadata: dict[str, Any] | None) -> str:
@@ -68,15 +99,34 @@ def declared_mode(metadata: dict[str, Any] | None) -> str:
 
 
 def parse_bool(text: str) -> bool | None:
-    """``True``/``yes`` -> True, ``False``/``no`` -> False: the first word (case-free), else the one of
-    ``true``/``false`` a negation-free answer contains ("The statement is true."); else None."""
+    """``True``/``yes`` -> True, ``False``/``no`` -> False: the first word (case-free); else the one of
+    ``true``/``false`` the answer contains, flipped when negated ("not true" is False) and None when some
+    other negation makes it unclear; None when the answer offers both ("True or False", "yes and no")."""
     t = normalise_text(text)
+    hedge = _BOOL_HEDGE.search(t)
+    if hedge and (hedge.group(1) in _TRUE) != (hedge.group(2) in _TRUE):
+        return None
     m = _FIRST_WORD.match(t)
     word = m.group(0) if m else ""
     if word in _TRUE | _FALSE:
         return word in _TRUE
-    found = {w == "true" for w in re.findall(r"\b(?:true|false)\b", t)}
-    return found.pop() if len(found) == 1 and not _NEGATION.search(t) else None
+    words = re.findall(r"\b(?:true|false)\b", t)
+    if len(set(words)) != 1:
+        return None
+    negated = _NEGATED_BOOL.findall(t)
+    if negated and len(negated) == len(words):
+        return words[0] != "true"
+    return words[0] == "true" if not _NEGATION.search(t) else None
+
+
+def parse_option(text: str) -> str | None:
+    """The option label an answer names (``(c)``, ``C``, ``(c) <its text>``, ``option c`` -> ``"c"``); None
+    when it names none or several ("(b) or (c)")."""
+    t = " ".join(strip_latex(text).split()).lower().strip()
+    if _OPTION_HEDGE.search(t):
+        return None
+    m = _OPTION_LABEL.match(t)
+    return next((g for g in m.groups() if g), None) if m else None
 
 
 def parse_list(text: str) -> list[Fraction | str] | None:
@@ -101,25 +151,58 @@ def gold_mode(gold: str, metadata: dict[str, Any] | None = None) -> str:
         return mode
     if normalise_text(gold) in _TRUE | _FALSE:
         return "bool"
+    if _OPTION_GOLD.match(gold.strip()):
+        return "option"
     if parse_number(gold) is not None:
         return "float" if is_scientific(gold) else "number"
     return "math" if looks_mathematical(gold) else "text"
 
 
+def _readable(seg: str, mode: str) -> bool:
+    if mode in _NUMBER_MODES:
+        return _number(seg) is not None
+    if mode == "bool":
+        return parse_bool(seg) is not None
+    if mode == "option":
+        return parse_option(seg) is not None
+    return True
+
+
+def _last_number_sentence(output: str) -> str | None:
+    """The last number of a worked solution, as the answer; the sentence (or line) holding it instead when
+    that sentence offers it as an alternative ("it might be 11 or 12"), so nothing is credited."""
+    found = last_number(output)
+    if found is None:
+        return None
+    sentences = _SENTENCE.split(output.strip())
+    last = next((s for s in reversed(sentences) if any(ch.isdigit() for ch in s)), output)
+    return last.strip() if lists_alternatives(last, last_only=True) else found
+
+
 def _segment(output: str, mode: str) -> str | None:
-    seg = final_answer(output)
-    if seg is not None:
+    span = final_answer_span(output)
+    if span is not None:
+        seg = span[2]
+        if mode not in ("auto", "text", "math") and not _readable(seg, mode):
+            later = short_response(output[span[1]:])  # "Answer: Kimchi\nTrue": a later bare answer
+            if later is not None and _readable(later, mode):
+                return later
         return seg
     seg = short_response(output)
+    if seg is None and mode in ("bool", "option"):  # "False. The system has a pole outside ...": its lead
+        first = _SENTENCE.split(output.strip(), maxsplit=1)[0]
+        lead = re.split(r"[,;:]\s", first, maxsplit=1)[0]
+        return lead if _readable(lead, mode) else None
     if mode in (*_NUMBER_MODES, "auto") and (seg is None or not numbers_in(seg)):
-        nums = numbers_in(output)  # a worked solution without a marker: its last number
-        return number_key(nums[-1]) if nums else (seg if mode == "auto" else None)
+        found = _last_number_sentence(output)  # a worked solution without a marker: its last number
+        return found if found is not None else (seg if mode == "auto" else None)
     return seg
 
 
+@functools.lru_cache(maxsize=64)
 def _number(seg: str) -> Fraction | None:
     value = number_in(seg)
-    if value is None and looks_mathematical(seg):
+    if value is None and looks_mathematical(seg) and not lists_alternatives(seg):
         key = math_key(seg)
         value = parse_number(key) if key else None
     return value
@@ -138,16 +221,20 @@ def _key_in_mode(seg: str, mode: str) -> str | None:
             return normalise_text(seg) or None
         return "[" + ", ".join(number_key(x) if isinstance(x, Fraction) else x for x in items) + "]"
     if mode == "math":
-        value = parse_number(seg)
+        value = parse_number(seg, lenient=True)
         if value is not None:
             return number_key(value)
         return (math_key(seg) if looks_mathematical(seg) else None) or normalise_text(seg) or None
+    if mode == "option":
+        return parse_option(seg) or normalise_text(seg) or None
     if mode == "text":
         return normalise_text(seg) or None
     # auto: whichever the answer itself is
+    if _BRACKETED_LABEL.match(seg):  # "(A) Yes" and "(A)" are one answer (BBH-style options)
+        return parse_option(seg) or normalise_text(seg) or None
     if parse_bool(seg) is not None and len(normalise_text(seg).split()) == 1:
         return str(parse_bool(seg))
-    value = parse_number(seg)
+    value = parse_number(seg, lenient=True)
     if value is None and not looks_mathematical(seg) and len(seg.split()) <= 3:
         value = number_in(seg)  # "10 apples", "$5 each"
     if value is not None:
@@ -162,7 +249,7 @@ def answer_key(text: str, mode: str = "auto") -> str | None:
     Take ``mode`` from :func:`declared_mode` (the task's metadata), not from the gold."""
     if mode not in MODES:
         raise ValueError(f"unknown answer mode {mode!r}; valid: {', '.join(MODES)}")
-    seg = _segment(text, mode)
+    seg = _segment(canonical_text(text), mode)
     return _key_in_mode(seg, mode) if seg is not None else None
 
 
@@ -184,7 +271,12 @@ def _compare(seg: str, gold: str, mode: str) -> bool | None:
         pred, want = _number(seg), parse_number(gold)
         if pred is None or want is None:
             return None
-        return numbers_match(pred, want, approximate=mode == "float" or is_scientific(gold))
+        approximate = mode == "float" or is_scientific(gold)
+        return any(numbers_match(p, g, approximate=approximate)
+                   for p in readings(seg, pred) for g in readings(gold, want))
+    if mode == "option":
+        label, want_label = parse_option(seg), parse_option(gold)
+        return None if label is None or want_label is None else label == want_label
     if mode == "bool":
         flag, want_flag = parse_bool(seg), parse_bool(gold)
         return None if flag is None or want_flag is None else flag == want_flag
@@ -194,7 +286,7 @@ def _compare(seg: str, gold: str, mode: str) -> bool | None:
             return None
         return _lists_match(items, want_items, approximate=mode == "float_list")
     if mode == "math":
-        pred, want = parse_number(seg), parse_number(gold)
+        pred, want = parse_number(seg, lenient=True), parse_number(gold)
         if pred is not None and want is not None:
             return numbers_match(pred, want, approximate=is_scientific(gold))
         return math_equal(seg, gold)
@@ -205,7 +297,7 @@ def grade(output: str, gold: str, metadata: dict[str, Any] | None = None) -> Sco
     """Grade ``output`` against ``gold`` (mode: declared by ``metadata``, else inferred from the gold)."""
     gold = gold.strip().rstrip(".").strip() or gold  # a gold written as a sentence ("...\end{pmatrix}.")
     mode = gold_mode(gold, metadata)
-    seg = _segment(output, mode)
+    seg = _segment(canonical_text(output), mode)
     if seg is None:
         return unparseable("no final answer found")
     verdict = _compare(seg, gold, mode)

@@ -1,12 +1,15 @@
 """SQuAD-style token F1 against a list of gold aliases.
 
 Answer segments: the final explicit answer (the last ``\\boxed{}`` -- MoCo's prompts ask for ``\\box{ANSWER}``
--- or answer marker, cut at the first sentence break; see :mod:`mocoflow.scoring.answer_text`), and the
-marker's whole line and paragraph; without a marker, the first non-empty line and the whole response (so an
-alias that spans lines, ``"New\\nYork"``, can be answered as written). ``score`` is the max F1 over segments
-and aliases. Normalisation: lower case, punctuation removed, articles (a/an/the) removed, whitespace
-(newlines included) collapsed. ``correct`` is an exact normalised match with any alias, or ``score >=
-F1_CORRECT_THRESHOLD``.
+-- answer marker, "Final Answer" header or short commitment such as "I'd say X", cut at the first sentence
+break; see :mod:`mocoflow.scoring.answer_text`), and the marker's whole line and paragraph; without a
+marker, the first non-empty line and the whole response (so an alias that spans lines, ``"New\\nYork"``,
+can be answered as written) -- but when every line is short (a bare or bulleted list such as
+"Paris\\nLondon\\nBerlin") the response is a list of candidates and only the whole response is a segment,
+so listing candidates is never credited. ``score`` is the max F1 over segments and aliases.
+Normalisation: fullwidth forms as ASCII, diacritics folded (``Böbel`` = ``Bobel``), lower case,
+punctuation removed, articles (a/an/the) removed, whitespace (newlines included) collapsed. ``correct`` is
+an exact normalised match with any alias, or ``score >= F1_CORRECT_THRESHOLD``.
 
 Aliases: a list, or one string; a string holding a list literal (JSON or Python syntax, as MoCo's PopQA
 stores them) is parsed into its aliases, never split on commas.
@@ -16,11 +19,12 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from collections import Counter
 
 from mocoflow.data.moco_values import parse_alias_literal
 from mocoflow.data.schema import Item
-from mocoflow.scoring.answer_text import final_answer
+from mocoflow.scoring.answer_text import SHORT_WORDS, canonical_text, final_answer
 from mocoflow.scoring.base import SCORERS, Scorer, ScoreResult, graded, unparseable
 
 F1_CORRECT_THRESHOLD = 0.8
@@ -29,11 +33,24 @@ F1_CORRECT_THRESHOLD = 0.8
 _MARKER = re.compile(r"\b(?:final\s+)?answer\s*(?:is|was|:|=)\s*:?", re.IGNORECASE)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d{1,2}[.)])\s+")
 
 
 def normalise(s: str) -> str:
-    s = s.lower().translate(_PUNCT)
+    folded = unicodedata.normalize("NFKD", canonical_text(s))
+    s = "".join(ch for ch in folded if not unicodedata.combining(ch)).lower().translate(_PUNCT)
     return " ".join(_ARTICLES.sub(" ", s).split())
+
+
+def _is_candidate_list(lines: list[str]) -> bool:
+    """Two or more non-empty lines that are all bullet or numbered items of at most :data:`SHORT_WORDS` words,
+    or all bare names (at most 3 words, no sentence punctuation): candidates, not an answer and its reason
+    ("Paris\\nIt is the capital." is an answer and its reason)."""
+    if len(lines) < 2:
+        return False
+    if all(_BULLET.match(ln) and len(_BULLET.sub("", ln).split()) <= SHORT_WORDS for ln in lines):
+        return True
+    return all(len(ln.split()) <= 3 and not ln.rstrip().endswith((".", "!", "?", ":")) for ln in lines)
 
 
 def aliases(gold: object) -> list[str]:
@@ -62,6 +79,7 @@ def token_f1(prediction: str, reference: str) -> float:
 def answer_segments(output: str) -> list[str]:
     """Candidate answer segments, the primary one first (see the module doc); empty when there is no text."""
     out: list[str] = []
+    output = canonical_text(output)
     primary = final_answer(output)
     if primary:
         out.append(primary)
@@ -71,7 +89,7 @@ def answer_segments(output: str) -> list[str]:
         out += [rest.split("\n")[0], rest.split("\n\n")[0]]
     else:
         lines = [ln for ln in output.split("\n") if ln.strip()]
-        out += [lines[0] if lines else "", output]
+        out += [output] if _is_candidate_list(lines) else [lines[0] if lines else "", output]
     return [s.strip() for s in out if s.strip()]
 
 
