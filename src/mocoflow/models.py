@@ -2,6 +2,7 @@
 
 A card records where the weights are, their fingerprint, parameter count, and the tokenizer and
 architecture signatures that logit- and weight-level methods check before doing any work.
+
 """
 
 from __future__ import annotations
@@ -36,6 +37,48 @@ class ModelRef:
     def from_card(cls, card_path: str | Path, spec: dict[str, Any] | None = None) -> ModelRef:
         card = json.loads(Path(card_path).read_text())
         return cls(name=card["name"], path=card["path"], card=card, spec=spec or {})
+
+
+# Model spec keys that declare, for the checks made when the DAG is built (before any weights exist), which
+# models share a tokenizer or an architecture: equal values mean shared. They change no weights, so the rules
+# leave them out of their params (mocoflow.config.model_spec_param).
+DECLARATION_KEYS = ("tokenizer_id", "architecture_id")
+
+
+def expected_signature(name: str, models: dict[str, Any], attribute: str,
+                       _seen: frozenset[str] = frozenset()) -> tuple[str, str] | None:
+    """What a model's spec tells about its ``attribute`` ("tokenizer" or "architecture") before it is built:
+    ``(kind, value)``, where values of one kind are equal exactly when the models share it, or None when the
+    spec does not tell. Declared ``tokenizer_id``/``architecture_id`` win; a tiny model's follow from its
+    spec; a LoRA specialist has its base's; a local folder's are read from its files (as on the card)."""
+    spec = models.get(name)
+    if spec is None or name in _seen:
+        return None
+    declared = spec.get(f"{attribute}_id")
+    if declared is not None:
+        return ("declared", str(declared))
+    source = spec.get("source")
+    if source == "tiny":
+        tokenizer = str(spec.get("tokenizer", "default"))
+        if attribute == "tokenizer":
+            return ("tiny", tokenizer)
+        return ("tiny", f"{spec.get('arch', 'gpt2')} n_layer={spec.get('n_layer', 2)} "
+                        f"n_embd={spec.get('n_embd', 64)} tokenizer={tokenizer}")
+    if source == "lora":
+        if spec.get("base_path"):
+            return _folder_signature(Path(str(spec["base_path"])).expanduser(), attribute)
+        return expected_signature(str(spec.get("base")), models, attribute, _seen | {name})
+    if source == "local" and spec.get("path"):
+        return _folder_signature(Path(str(spec["path"])).expanduser(), attribute)
+    return None
+
+
+def _folder_signature(path: Path, attribute: str) -> tuple[str, str] | None:
+    try:
+        value = tokenizer_signature(path) if attribute == "tokenizer" else architecture_signature(path)
+    except Exception:  # unreadable or not a model folder: the BYO path check says why
+        return None
+    return ("files", value)
 
 
 # A model source builds or locates the weights: (name, spec, out_dir) -> weights directory.
