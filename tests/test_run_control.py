@@ -125,7 +125,6 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 def _wait_for_job(proc: subprocess.Popen, timeout: float = 240) -> None:
     """Until the run has a job process (the model build) running."""
-    import psutil
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
