@@ -14,7 +14,8 @@ if workflow.is_main_process:
 
 # --configfile replaces the default study instead of being merged into it.
 if "models" not in config:
-    study.check_config_file("config.yaml")  # syntax errors and duplicate keys with file, line, column
+    # syntax errors and repeated keys with file, line and column (Snakemake's loader names neither)
+    study.check_config_file("config.yaml")
 
     configfile: "config.yaml"
 
