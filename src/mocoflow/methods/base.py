@@ -38,6 +38,10 @@ class MethodError(RuntimeError):
     """A method cannot run in this setting; the message names why."""
 
 
+class HyperparameterError(MethodError, ValueError):
+    """A hyperparameter is unknown, of the wrong type or out of range; the message names its config key."""
+
+
 @dataclass
 class RunContext:
     """Everything a method run may read. Built by the collaborate stage."""
@@ -133,18 +137,18 @@ def build_params(params_cls: type, values: dict[str, Any], method: str, *, where
     instead of deep inside a job. ``where`` names the config block in messages (default: the method)."""
     where = where or method
     if not isinstance(values, dict):
-        raise MethodError(f"{where}: hyperparameters must be a mapping, got {_got(values)}")
+        raise HyperparameterError(f"{where}: hyperparameters must be a mapping, got {_got(values)}")
     fields = {f.name: f for f in dataclasses.fields(params_cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise MethodError(f"{where}: unknown hyperparameter(s) {unknown}; valid: {sorted(fields) or 'none'}")
+        raise HyperparameterError(f"{where}: unknown hyperparameter(s) {unknown}; valid: {sorted(fields) or 'none'}")
     hints = _field_types(params_cls)
     checked = {name: check_value(value, hints[name], f"{where}.{name}") if name in hints else value
                for name, value in values.items()}
     try:
         return params_cls(**checked)
     except (TypeError, ValueError) as err:  # __post_init__ range checks, missing required fields
-        raise MethodError(f"{where}: {err}") from None
+        raise HyperparameterError(f"{where}: {err}") from None
 
 
 def _field_types(params_cls: type) -> dict[str, Any]:
@@ -168,7 +172,7 @@ def check_value(value: Any, annotation: Any, where: str) -> Any:
     is expected becomes a float, a list where a tuple is expected becomes a tuple, a string where a Path is
     expected becomes a Path, a mapping where a dataclass is expected is built like hyperparameters. Handles
     ``X | None``, unions, ``Literal``, ``list``/``tuple``/``dict`` and nested dataclasses; ``Any`` and
-    annotations it does not know pass unchecked. Raises MethodError "<where>: expected ..., got ...".
+    annotations it does not know pass unchecked. Raises HyperparameterError "<where>: expected ..., got ...".
     """
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if annotation is Any or annotation is object:
@@ -180,18 +184,18 @@ def check_value(value: Any, annotation: Any, where: str) -> Any:
         if len(arms) == 1:  # "X | None": X's own message says what inside a value is wrong
             try:
                 return check_value(value, arms[0], where)
-            except MethodError as err:
+            except HyperparameterError as err:
                 if str(err).startswith(f"{where}: expected "):  # the value itself, not a part of it
-                    raise MethodError(f"{where}: expected {_describe(annotation)}, got {_got(value)}") from None
+                    raise HyperparameterError(f"{where}: expected {_describe(annotation)}, got {_got(value)}") from None
                 raise
         for arm in args:
             if arm is type(None):
                 continue
             try:
                 return check_value(value, arm, where)
-            except MethodError:
+            except HyperparameterError:
                 continue
-        raise MethodError(f"{where}: expected {_describe(annotation)}, got {_got(value)}")
+        raise HyperparameterError(f"{where}: expected {_describe(annotation)}, got {_got(value)}")
     if annotation is type(None):
         if value is None:
             return None
@@ -245,7 +249,7 @@ def check_value(value: Any, annotation: Any, where: str) -> Any:
             return value
     else:  # a typing form this check does not know: leave it to the method
         return value
-    raise MethodError(f"{where}: expected {_describe(annotation)}, got {_got(value)}")
+    raise HyperparameterError(f"{where}: expected {_describe(annotation)}, got {_got(value)}")
 
 
 def _describe(annotation: Any) -> str:
