@@ -61,8 +61,8 @@ def card_weights(card_path: str | Path, card: dict[str, Any] | None = None) -> P
     if not path.exists():
         source = (card.get("spec") or {}).get("source")
         rule = "merge merge_dev" if source == "merge" else "build_model"
-        raise WeightsMissingError(f"weights of {card.get('name', card_path.parent.name)} missing at {path} "
-                                  f"(card {card_path}); rerun with --forcerun {rule}")
+        raise WeightsMissingError(f"weights of {card.get('name', card_path.parent.name)} missing at "
+                                  f"{path.absolute()} (card {card_path.absolute()}); rerun with --forcerun {rule}")
     return path
 
 
