@@ -284,11 +284,11 @@ def test_data_warnings_report_short_splits_and_null_golds_of_the_current_spec(sm
     meta.parent.mkdir(parents=True)
     record = {"spec": study.task_data_spec(smoke["tasks"]["arith"]),
               "short": {"test": {"requested": 5, "available": 3}}, "null_gold": {"dev": 2},
-              "dropped_null_gold": {"test": 4}}
+              "dropped_without_gold": {"test": 4}}
     meta.write_text(json.dumps(record))
     warnings = study.data_warnings(smoke, tmp_path)
     assert warnings == [f"tasks.arith.n_test: asked for 5 items, the data has 3 ({meta})",
                         f"tasks.arith: items without a gold answer: dev=2 ({meta})",
-                        f"tasks.arith: rows dropped for an empty gold answer: test=4 ({meta})"]
+                        f"tasks.arith: rows dropped without a single gold answer: test=4 ({meta})"]
     smoke["tasks"]["arith"]["n_test"] = 3  # a changed spec: prepare reruns, the old record says nothing
     assert study.data_warnings(smoke, tmp_path) == []

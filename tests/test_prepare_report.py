@@ -64,7 +64,7 @@ def test_null_golds_are_counted_kept_or_dropped(tmp_path: Path):
     write_jsonl(tmp_path / "mine.jsonl", moco_like)
     spec = {"source": "jsonl", "path": str(tmp_path / "mine.jsonl"), "task_type": "exact_match"}
     meta = prepare_task("m", spec, tmp_path, tmp_path / "o2")
-    assert meta["counts"]["test"] == 1 and meta["dropped_null_gold"] == {"dev": 1, "test": 1}
+    assert meta["counts"]["test"] == 1 and meta["dropped_without_gold"] == {"dev": 1, "test": 1}
 
 
 def test_dropped_golds_are_counted_only_inside_the_block(tmp_path: Path):

@@ -252,7 +252,7 @@ def data_warnings(config: dict[str, Any], results: str | os.PathLike[str]) -> li
             out.append(f"tasks.{task}.n_{split}: asked for {short['requested']} items, the data has "
                        f"{short['available']} ({path})")
         for key, label in (("null_gold", "items without a gold answer"),
-                           ("dropped_null_gold", "rows dropped for an empty gold answer")):
+                           ("dropped_without_gold", "rows dropped without a single gold answer")):
             counts = {s: n for s, n in (meta.get(key) or {}).items() if n}
             if counts:
                 out.append(f"tasks.{task}: {label}: "

@@ -13,7 +13,8 @@ sha256 of each written split file, and what the data could not give:
   logged as a warning here and again whenever the DAG is built. A split that asked for items and got none
   (e.g. ``n_dev: 50`` where ``n_test`` took every row) is an error, never a silent empty split.
 - ``null_gold``: items without a gold answer in task types that need one, per split;
-  ``dropped_null_gold``: source rows dropped for an empty gold (``on_missing_gold: drop``), per split.
+  ``dropped_without_gold``: source rows dropped without a single gold answer (an empty gold, several MC answer
+  keys; ``on_missing_gold: drop``), per split.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def prepare_task(name: str, spec: dict[str, Any], cache_dir: str | Path,
         "files": {},
         "short": short,
         "null_gold": null_gold,
-        "dropped_null_gold": {split: n for split, n in sorted(dropped.items()) if n},
+        "dropped_without_gold": {split: n for split, n in sorted(dropped.items()) if n},
     }
     for split in SPLITS:
         path = out_dir / f"{split}.jsonl"
@@ -73,14 +74,14 @@ def prepare_task(name: str, spec: dict[str, Any], cache_dir: str | Path,
         log.warning("task %s: n_%s asked for %d items, the data has %d", name, split, s["requested"],
                     s["available"])
     for key, what in (("null_gold", "items without a gold answer"),
-                      ("dropped_null_gold", "rows dropped for an empty gold answer")):
+                      ("dropped_without_gold", "rows dropped without a single gold answer")):
         if meta[key]:
             log.warning("task %s: %s: %s", name, what, ", ".join(f"{s}={n}" for s, n in meta[key].items()))
     return meta
 
 
 # Task types whose items are scored against a gold answer (noncompliance and reward-model items have none).
-NEEDS_GOLD = frozenset({"multiple_choice", "exact_match", "f1_match", "coding"})
+NEEDS_GOLD = frozenset({"multiple_choice", "exact_match", "f1_match", "coding", "generation_diversity"})
 
 
 def count_null_golds(items: list[Item]) -> int:
