@@ -1,10 +1,21 @@
 # mocoflow: download -> models -> generate -> collaborate -> score -> analyze -> plot.
 # Run the default study:   snakemake --cores all
 # Use another study config: snakemake --cores all --configfile configs/smoke.yaml
+import sys
 
+from mocoflow import config as study
+from mocoflow import interrupts, runlock
+
+# One run per working directory: a second run stops here with "another run holds this directory"
+# (mocoflow.runlock); dry runs, --report and --unlock never take the lock.
+RUN_LOCK = runlock.claim(workflow.is_main_process, sys.argv)
+if workflow.is_main_process:
+    interrupts.stop_jobs_on_sigint()  # Ctrl-C terminates running jobs instead of waiting for them
 
 # --configfile replaces the default study instead of being merged into it.
 if "models" not in config:
+    # syntax errors and repeated keys with file, line and column (Snakemake's loader names neither)
+    study.check_config_file("config.yaml")
 
     configfile: "config.yaml"
 
@@ -25,3 +36,15 @@ rule all:
     input:
         TABLES,
         FIGURES,
+
+
+onstart:
+    runlock.ensure_held(RUN_LOCK)  # Snakemake's Python API: argv said nothing, take the lock now
+
+
+onsuccess:
+    interrupts.cancel_pending_timers()
+
+
+onerror:
+    interrupts.cancel_pending_timers()

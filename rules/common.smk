@@ -2,12 +2,15 @@ import json
 import os
 import sys
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from mocoflow import config as study
 from mocoflow.methods import METHODS
 from mocoflow.methods.base import Need
 
+# Snakemake keeps the last of two equal YAML keys silently: re-read every config file strictly.
+study.check_config_files(workflow.configfiles)
 validate(config, "../schemas/config.schema.yaml")
 
 # --- scaling pools ---
@@ -19,11 +22,13 @@ SCALING_POOLS = list(apply_scaling(config))
 # --- end scaling pools ---
 
 study.validate(config)
+RESULTS = "results"
+for warning in study.data_warnings(config, RESULTS):
+    logger.warning(f"Warning: {warning}")
 
 # Jobs call `python -m mocoflow...`: put the interpreter running Snakemake (the one with mocoflow installed)
 # first on PATH so jobs find it without an activated environment (MOCOFLOW_PYTHON overrides it).
 study.interpreter_first_on_path(sys.executable)
-RESULTS = "results"
 CACHE = config.get("cache_dir", f"{RESULTS}/cache")
 DEVICE = config.get("device", "auto")
 DECODING = study.decoding(config)

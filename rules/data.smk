@@ -15,7 +15,8 @@ rule prepare:
     resources:
         gpu=0,
     params:
-        spec=lambda wc: as_param(config["tasks"][wc.task]),
+        # only the keys that change the data: a task's area, decoding or prompt style does not rerun it
+        spec=lambda wc: as_param(study.task_data_spec(config["tasks"][wc.task])),
         cache=CACHE,
     shell:
         "python -m mocoflow.data.prepare --task {wildcards.task} --spec-json {params.spec:q}"

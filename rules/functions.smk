@@ -70,7 +70,10 @@ def run_params(wc):
             "cache_dir": CACHE,
             "device": DEVICE,
             "gpus": run_gpus(wc),
-            "model_specs": {m: config["models"][m] for m in pool_members(wc.pool)},
+            "model_specs": {
+                m: study.model_spec_param(config["models"][m])
+                for m in pool_members(wc.pool)
+            },
             **seeds_param(wc.task, method_of(wc.run).stochastic),
         }
     )

@@ -22,7 +22,7 @@ rule generate:
         spec=lambda wc: as_param(
             {
                 "decoding": task_decoding(wc.task),
-                "model_spec": config["models"][wc.model],
+                "model_spec": study.model_spec_param(config["models"][wc.model]),
                 "cache_dir": CACHE,
                 "device": DEVICE,
                 "gpus": model_gpus(wc.model),

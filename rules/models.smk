@@ -14,7 +14,7 @@ rule build_model:
     resources:
         gpu=lambda wc: 1 if config["models"][wc.model]["source"] == "lora" else 0,
     params:
-        spec=lambda wc: as_param(config["models"][wc.model]),
+        spec=lambda wc: as_param(study.model_spec_param(config["models"][wc.model])),
         cache=CACHE,
     shell:
         "MOCOFLOW_CACHE={params.cache}/downloads python -m mocoflow.stages.build_model --name {wildcards.model} --spec {params.spec:q}"

@@ -132,3 +132,34 @@ def test_report_collects_every_table_and_figure(smoke_run: tuple[Path, Path]):
         assert category in html
     for name in ("main.png", "scaling.png", "efficiency.png", "emergence.png", "main.csv", "emergence.csv"):
         assert name in html
+
+
+def test_a_moved_or_copied_study_resumes_elsewhere(smoke_run: tuple[Path, Path], tmp_path: Path):
+    """Cards store weights paths relative to their folder: a copy of the study has nothing to do, and jobs that
+    read cards (generate, a LoRA build, a merge and a collaboration) run there while the original is gone."""
+    import json
+
+    workdir, configfile = smoke_run
+    away = workdir.with_name(workdir.name + "-away")
+    copy = tmp_path / "copied-study"
+    workdir.rename(away)  # nothing in the copy may reach the original
+    try:
+        shutil.copytree(away, copy, symlinks=True)  # copy2 keeps modification times
+        cards = list((copy / "results").rglob("card.json"))
+        assert cards and all(not os.path.isabs(json.loads(c.read_text())["path"]) for c in cards)
+        dry = snakemake(copy, copy / configfile.name, "-n")
+        assert "Nothing to be done" in dry.stdout + dry.stderr
+        targets = ["results/generations/tiny-a/arith/test.jsonl", "results/models/tiny-lora-arith/card.json",
+                   "results/merged/linear_merge/trio/card.json", "results/runs/linear_merge/trio/arith/test.jsonl"]
+        snakemake(copy, copy / configfile.name, "--force", *targets)  # exactly these jobs run again
+        shutil.rmtree(copy / "results" / "models" / "tiny-b" / "weights")
+        cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(copy), "--configfile",
+               str(copy / configfile.name), "--cores", "1", "--force", "results/merged/linear_merge/trio/card.json"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "MOCOFLOW_PYTHON": sys.executable})
+        log = (copy / "results" / "logs" / "merge" / "linear_merge" / "trio.log").read_text()
+        assert proc.returncode != 0
+        assert (f"weights of tiny-b missing at {copy / 'results' / 'models' / 'tiny-b' / 'weights'}" in log
+                and "rerun with --forcerun build_model" in log), log[-2000:]
+    finally:
+        away.rename(workdir)

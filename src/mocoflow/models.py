@@ -2,6 +2,12 @@
 
 A card records where the weights are, their fingerprint, parameter count, and the tokenizer and
 architecture signatures that logit- and weight-level methods check before doing any work.
+
+Weights that mocoflow writes sit in the card's own folder (``results/models/{model}/weights``,
+``results/merged/.../weights``); the card stores their path relative to that folder, so a results folder
+that is moved or copied keeps working. Weights outside it (a ``local`` folder, a hub snapshot) keep their
+absolute path. Every reader resolves the path through :func:`card_weights` (or :meth:`ModelRef.from_card`),
+which fails with "weights of X missing at P; rerun with --forcerun build_model" when they are gone.
 """
 
 from __future__ import annotations
@@ -34,8 +40,88 @@ class ModelRef:
 
     @classmethod
     def from_card(cls, card_path: str | Path, spec: dict[str, Any] | None = None) -> ModelRef:
+        """The model of a card, its weights path resolved (see :func:`card_weights`)."""
         card = json.loads(Path(card_path).read_text())
-        return cls(name=card["name"], path=card["path"], card=card, spec=spec or {})
+        return cls(name=card["name"], path=str(card_weights(card_path, card)), card=card, spec=spec or {})
+
+
+class WeightsMissingError(FileNotFoundError):
+    """A card's weights folder is gone; the message says which rule to rerun."""
+
+
+def card_weights(card_path: str | Path, card: dict[str, Any] | None = None) -> Path:
+    """The weights folder of the card at ``card_path``: its ``path``, relative to the card's folder unless
+    absolute. Raises WeightsMissingError naming the model, the path and the rule that rebuilds it."""
+    card_path = Path(card_path)
+    if card is None:
+        card = json.loads(card_path.read_text())
+    path = Path(card["path"])
+    if not path.is_absolute():
+        path = card_path.parent / path
+    if not path.exists():
+        source = (card.get("spec") or {}).get("source")
+        rule = "merge merge_dev" if source == "merge" else "build_model"
+        raise WeightsMissingError(f"weights of {card.get('name', card_path.parent.name)} missing at "
+                                  f"{path.absolute()} (card {card_path.absolute()}); rerun with --forcerun {rule}")
+    return path
+
+
+def portable_card(card: dict[str, Any], card_path: str | Path) -> dict[str, Any]:
+    """``card`` with its weights path made relative to the card's folder when the weights lie inside it."""
+    folder = Path(card_path).resolve().parent
+    weights = Path(card["path"]).resolve()
+    if weights.is_relative_to(folder):
+        return {**card, "path": str(weights.relative_to(folder))}
+    return card
+
+
+def write_card(card_path: str | Path, card: dict[str, Any]) -> None:
+    """Write a card atomically, its weights path portable (see :func:`portable_card`)."""
+    from mocoflow.io import write_json
+
+    write_json(Path(card_path), portable_card(card, card_path))
+
+
+# Model spec keys that declare, for the checks made when the DAG is built (before any weights exist), which
+# models share a tokenizer or an architecture: equal values mean shared. They change no weights, so the rules
+# leave them out of their params (mocoflow.config.model_spec_param).
+DECLARATION_KEYS = ("tokenizer_id", "architecture_id")
+
+
+def expected_signature(name: str, models: dict[str, Any], attribute: str,
+                       _seen: frozenset[str] = frozenset()) -> tuple[str, str] | None:
+    """What a model's spec tells about its ``attribute`` ("tokenizer" or "architecture") before it is built:
+    ``(kind, value)``, where values of one kind are equal exactly when the models share it, or None when the
+    spec does not tell. Declared ``tokenizer_id``/``architecture_id`` win; a tiny model's follow from its
+    spec; a LoRA specialist has its base's; a local folder's are read from its files (as on the card)."""
+    spec = models.get(name)
+    if spec is None or name in _seen:
+        return None
+    declared = spec.get(f"{attribute}_id")
+    if declared is not None:
+        return ("declared", str(declared))
+    source = spec.get("source")
+    if source == "tiny":
+        tokenizer = str(spec.get("tokenizer", "default"))
+        if attribute == "tokenizer":
+            return ("tiny", tokenizer)
+        return ("tiny", f"{spec.get('arch', 'gpt2')} n_layer={spec.get('n_layer', 2)} "
+                        f"n_embd={spec.get('n_embd', 64)} tokenizer={tokenizer}")
+    if source == "lora":
+        if spec.get("base_path"):
+            return _folder_signature(Path(str(spec["base_path"])).expanduser(), attribute)
+        return expected_signature(str(spec.get("base")), models, attribute, _seen | {name})
+    if source == "local" and spec.get("path"):
+        return _folder_signature(Path(str(spec["path"])).expanduser(), attribute)
+    return None
+
+
+def _folder_signature(path: Path, attribute: str) -> tuple[str, str] | None:
+    try:
+        value = tokenizer_signature(path) if attribute == "tokenizer" else architecture_signature(path)
+    except Exception:  # unreadable or not a model folder: the BYO path check says why
+        return None
+    return ("files", value)
 
 
 # A model source builds or locates the weights: (name, spec, out_dir) -> weights directory.

@@ -51,9 +51,12 @@ a file that is not UTF-8 names the byte offset, line and column of the first bad
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import re
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +87,23 @@ _INLINE_OPTIONS = re.compile(
     r"\s*Without any explanation, choose only one from the given alphabet choices.*$", re.S
 )
 _GOLD_FIELDS = ("output", "answers", "answer")
+
+
+# Rows dropped for an empty gold answer, per split, while a caller counts them (count_dropped_golds).
+_DROPPED_GOLDS: contextvars.ContextVar[Counter[str] | None] = contextvars.ContextVar("dropped_golds",
+                                                                                  default=None)
+
+
+@contextlib.contextmanager
+def count_dropped_golds() -> Iterator[Counter[str]]:
+    """Count, per split, the rows the converters drop for want of a single gold answer (``on_missing_gold:
+    drop``) while the block runs: ``prepare`` records them in the task's ``meta.json``."""
+    counter: Counter[str] = Counter()
+    token = _DROPPED_GOLDS.set(counter)
+    try:
+        yield counter
+    finally:
+        _DROPPED_GOLDS.reset(token)
 
 
 class _MissingGold(Exception):
@@ -326,6 +346,9 @@ def _convert_split(rows: Any, *, task: str, split: str, task_type: str, label: s
                 flagged.setdefault(flag, []).append(index)
         fields["metadata"]["source_index"] = index
         kept.append((index, _row_id(row, split, index, where), fields))
+    counter = _DROPPED_GOLDS.get()
+    if counter is not None and dropped:
+        counter[split] += sum(len(indices) for indices in dropped.values())
     for why, indices in dropped.items():
         log.warning("%s: %s: dropped %d row(s) whose %s (indices %s)", label, split, len(indices), why,
                     indices[:20])

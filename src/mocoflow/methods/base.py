@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import enum
+import os
+import sys
+import types
+import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +36,10 @@ class Need(enum.Enum):
 
 class MethodError(RuntimeError):
     """A method cannot run in this setting; the message names why."""
+
+
+class HyperparameterError(MethodError, ValueError):
+    """A hyperparameter is unknown, of the wrong type or out of range; the message names its config key."""
 
 
 @dataclass
@@ -121,13 +130,154 @@ def register(cls: type[Method]) -> type[Method]:
     return cls
 
 
-def build_params(params_cls: type, values: dict[str, Any], method: str) -> Any:
-    """Build the typed hyperparameters, refusing unknown keys with the valid ones listed."""
-    valid = {f.name for f in dataclasses.fields(params_cls)}
-    unknown = sorted(set(values) - valid)
+def build_params(params_cls: type, values: dict[str, Any], method: str, *, where: str | None = None) -> Any:
+    """Build the typed hyperparameters from config values, refusing unknown keys (the valid ones listed)
+    and values of the wrong type: every value is checked against its dataclass field's annotation (see
+    :func:`check_value`), so ``lr: "0.01"`` fails here with "<where>.lr: expected float, got str '0.01'"
+    instead of deep inside a job. ``where`` names the config block in messages (default: the method)."""
+    where = where or method
+    if not isinstance(values, dict):
+        raise HyperparameterError(f"{where}: hyperparameters must be a mapping, got {_got(values)}")
+    fields = {f.name: f for f in dataclasses.fields(params_cls)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise MethodError(f"{method}: unknown hyperparameter(s) {unknown}; valid: {sorted(valid) or 'none'}")
-    return params_cls(**values)
+        raise HyperparameterError(f"{where}: unknown hyperparameter(s) {unknown}; valid: {sorted(fields) or 'none'}")
+    hints = _field_types(params_cls)
+    checked = {name: check_value(value, hints[name], f"{where}.{name}") if name in hints else value
+               for name, value in values.items()}
+    try:
+        return params_cls(**checked)
+    except (TypeError, ValueError) as err:  # __post_init__ range checks, missing required fields
+        raise HyperparameterError(f"{where}: {err}") from None
+
+
+def _field_types(params_cls: type) -> dict[str, Any]:
+    """Field name -> resolved annotation (``from __future__ import annotations`` leaves strings); a field
+    whose annotation cannot be resolved is left unchecked."""
+    try:
+        return typing.get_type_hints(params_cls)
+    except Exception:  # an annotation names something only imported for type checking
+        module = vars(sys.modules.get(params_cls.__module__, typing))
+        out = {}
+        for f in dataclasses.fields(params_cls):
+            try:
+                out[f.name] = eval(f.type, module) if isinstance(f.type, str) else f.type  # noqa: S307
+            except Exception:
+                continue
+        return out
+
+
+def check_value(value: Any, annotation: Any, where: str) -> Any:
+    """``value`` checked against ``annotation`` and converted where YAML cannot say it: an int where a float
+    is expected becomes a float, a list where a tuple is expected becomes a tuple, a string where a Path is
+    expected becomes a Path, a mapping where a dataclass is expected is built like hyperparameters. Handles
+    ``X | None``, unions, ``Literal``, ``list``/``tuple``/``dict`` and nested dataclasses; ``Any`` and
+    annotations it does not know pass unchecked. Raises HyperparameterError "<where>: expected ..., got ...".
+    """
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any or annotation is object:
+        return value
+    if origin is typing.Union or origin is types.UnionType:
+        if value is None and type(None) in args:
+            return None
+        arms = [a for a in args if a is not type(None)]
+        if len(arms) == 1:  # "X | None": X's own message says what inside a value is wrong
+            try:
+                return check_value(value, arms[0], where)
+            except HyperparameterError as err:
+                if str(err).startswith(f"{where}: expected "):  # the value itself, not a part of it
+                    raise HyperparameterError(f"{where}: expected {_describe(annotation)}, got {_got(value)}") from None
+                raise
+        for arm in args:
+            if arm is type(None):
+                continue
+            try:
+                return check_value(value, arm, where)
+            except HyperparameterError:
+                continue
+        raise HyperparameterError(f"{where}: expected {_describe(annotation)}, got {_got(value)}")
+    if annotation is type(None):
+        if value is None:
+            return None
+    elif origin is typing.Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+    elif annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+    elif annotation in (Path, os.PathLike):
+        if isinstance(value, (str, os.PathLike)):
+            return Path(value)
+    elif origin in (list, collections.abc.Sequence, set, frozenset):
+        if isinstance(value, (list, tuple)):
+            item = args[0] if args else Any
+            items = [check_value(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+            return origin(items) if origin in (set, frozenset) else items
+    elif origin is tuple:
+        if isinstance(value, (list, tuple)):
+            if len(args) == 2 and args[1] is Ellipsis:
+                return tuple(check_value(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+            if not args or len(args) == len(value):
+                return tuple(check_value(v, a, f"{where}[{i}]") for i, (v, a) in
+                             enumerate(zip(value, args or [Any] * len(value), strict=True)))
+    elif origin in (dict, collections.abc.Mapping):
+        if isinstance(value, dict):
+            key_type, value_type = args if args else (Any, Any)
+            return {check_value(k, key_type, f"{where} key {k!r}"): check_value(v, value_type, f"{where}.{k}")
+                    for k, v in value.items()}
+    elif dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        if isinstance(value, dict):
+            return build_params(annotation, value, where, where=where)
+        if isinstance(value, annotation):
+            return value
+    elif isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        try:
+            return annotation(value)
+        except ValueError:
+            pass
+    elif isinstance(annotation, type):
+        if isinstance(value, annotation):
+            return value
+    else:  # a typing form this check does not know: leave it to the method
+        return value
+    raise HyperparameterError(f"{where}: expected {_describe(annotation)}, got {_got(value)}")
+
+
+def _describe(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is type(None):
+        return "None"
+    if origin is typing.Union or origin is types.UnionType:
+        return " or ".join(_describe(a) for a in args)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (list, collections.abc.Sequence, set, frozenset):
+        return f"a list of {_describe(args[0])}" if args else "a list"
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_describe(args[0])}"
+        return f"a list of {len(args)} ({', '.join(_describe(a) for a in args)})" if args else "a list"
+    if origin in (dict, collections.abc.Mapping):
+        return f"a mapping of {_describe(args[0])} to {_describe(args[1])}" if args else "a mapping"
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return "one of " + ", ".join(repr(m.value) for m in annotation)
+    if dataclasses.is_dataclass(annotation):
+        return f"a mapping ({annotation.__name__})"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _got(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def check_same(pool: list[ModelRef], attribute: str, why: str) -> None:

@@ -6,8 +6,8 @@ import logging
 import time
 from pathlib import Path
 
-from mocoflow.io import read_json, write_json
-from mocoflow.models import make_card, model_sources
+from mocoflow.io import read_json
+from mocoflow.models import make_card, model_sources, write_card
 from mocoflow.stages.common import json_arg, parser, setup_logging
 
 log = logging.getLogger("mocoflow.build_model")
@@ -19,7 +19,7 @@ def build_model(name: str, spec: dict, card_path: Path) -> dict:
     weights = model_sources().get(spec["source"])(name, spec, out_dir)
     provenance = {f.stem: read_json(f) for f in (out_dir / "source.json", out_dir / "train.json") if f.exists()}
     card = make_card(name, spec, weights, build_seconds=round(time.perf_counter() - t0, 3), **provenance)
-    write_json(card_path, card)
+    write_card(card_path, card)
     log.info("model %s: %s parameters, architecture %s, tokenizer %s", name, f"{card['parameters']:,}",
              card["architecture"], card["tokenizer"])
     return card

@@ -10,10 +10,9 @@ import logging
 import time
 from pathlib import Path
 
-from mocoflow.io import write_json
 from mocoflow.methods import METHODS
 from mocoflow.methods.base import MergeContext, MergeMethod, MethodError
-from mocoflow.models import ModelRef, make_card
+from mocoflow.models import ModelRef, make_card, write_card
 from mocoflow.stages.common import json_arg, parser, setup_logging
 
 log = logging.getLogger("mocoflow.merge")
@@ -48,7 +47,7 @@ def merge(cards: list[Path], card_out: Path, params: dict, dev: Path | None = No
                             "params": params.get("method_params", {})}, weights,
                      merged_from=[r.name for r in pool], build_seconds=round(seconds, 3),
                      decisions=ctx.decisions)
-    write_json(card_out, card)
+    write_card(card_out, card)
     log.info("merged %s in %.1fs", name, seconds)
     return card
 

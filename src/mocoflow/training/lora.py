@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mocoflow.data.schema import Item
+from mocoflow.models import card_weights
 
 log = logging.getLogger("mocoflow.training.lora")
 
@@ -226,7 +227,7 @@ def resolve_base(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
         if card is None:
             raise FileNotFoundError(f"model {name!r}: no card for base model {spec['base']!r} (looked at "
                                     f"{', '.join(map(str, candidates))}); build it first")
-        path = Path(json.loads(card.read_text())["path"])
+        path = card_weights(card)
     else:
         raise ValueError(f"model {name!r}: source 'lora' needs 'base' (a model name) or 'base_path'")
     if not (path / "config.json").exists():

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import re
@@ -33,6 +32,7 @@ import numpy as np
 from mocoflow.data.schema import Item
 from mocoflow.methods.base import MethodError, RunContext, prediction
 from mocoflow.methods.common import dev_accuracy, reliance_from_counts, reused_costs
+from mocoflow.models import card_weights
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def resolve_embedder(embedder: str, models_dir: str | Path = "results/models") -
         return str(path)
     card = Path(models_dir) / embedder / "card.json"
     if card.exists():
-        return str(json.loads(card.read_text())["path"])
+        return str(card_weights(card))
     log.warning("embedder %r: no directory and no %s; using TF-IDF features instead", embedder, card)
     return None
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, Need, register
 from mocoflow.methods.common import reliance_from_weights
-from mocoflow.models import ModelRef
+from mocoflow.models import ModelRef, card_weights
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def adapter_and_base(ref: ModelRef) -> tuple[Path, Path]:
     if spec.get("base"):
         base_card = Path(ref.path).parent.parent / str(spec["base"]) / "card.json"
         if base_card.exists():
-            candidates.append(Path(json.loads(base_card.read_text())["path"]))
+            candidates.append(card_weights(base_card))
     config = json.loads((adapter / "adapter_config.json").read_text())
     if config.get("base_model_name_or_path"):
         candidates.append(Path(config["base_model_name_or_path"]))
