@@ -57,7 +57,7 @@ def test_missing_weights_name_model_path_and_rule(tmp_path: Path, source: str, r
 def test_build_model_writes_a_portable_card_and_readers_follow_it(tmp_path: Path):
     """build_model (tiny source), then the readers that used to take card["path"] as is: the LoRA base
     resolver and the embedder resolver."""
-    from mocoflow.methods.api._shared import resolve_embedder
+    from mocoflow.methods.api.common import resolve_embedder
     from mocoflow.stages.build_model import build_model
     from mocoflow.training.lora import resolve_base
 

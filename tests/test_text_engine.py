@@ -80,12 +80,12 @@ def train_answer_only(model_dir: Path, prompts: list[str], answer: str, steps: i
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mocoflow.methods.text._shared import _encode
+    from mocoflow.training.finetune import encode_pair
     from mocoflow.training.lora import right_padded_batch
 
     tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True, dtype=torch.float32)
-    ids, mask, labels = right_padded_batch([_encode(tok, p, answer) for p in prompts], tok.pad_token_id)
+    ids, mask, labels = right_padded_batch([encode_pair(tok, p, answer) for p in prompts], tok.pad_token_id)
     torch.manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(steps):
@@ -103,8 +103,8 @@ def answer_a_job(tiny_model_dir, tmp_path_factory):
     import shutil
 
     from mocoflow.data.prompts import build_prompt
-    from mocoflow.methods.text._shared import candidates_prompt, refine_prompt
     from mocoflow.methods.text.agglm import AGG_TASK
+    from mocoflow.methods.text.common import candidates_prompt, refine_prompt
 
     root = tmp_path_factory.mktemp("train-jobs")
     a1 = shutil.copytree(tiny_model_dir, root / "a1")
@@ -148,7 +148,7 @@ def test_sparta_duels_and_uses_a_dpo_tuned_model(answer_a_job):
 
 def test_dpo_and_sft_move_the_model_toward_the_preferred_answer(tiny_model_dir, tmp_path):
     from mocoflow.engines.loader import make_engine
-    from mocoflow.methods.text._shared import TrainBudget, dpo_lora, sft_lora
+    from mocoflow.training.finetune import TrainBudget, dpo_lora, sft_lora
 
     ref = ModelRef("m", str(tiny_model_dir), {}, {})
     engine = make_engine("m", {"path": str(tiny_model_dir)}, cache_dir=None, device="cpu")

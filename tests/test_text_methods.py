@@ -13,13 +13,14 @@ from mocoflow.data.schema import Item
 from mocoflow.engines.base import DecodingConfig
 from mocoflow.methods import METHODS
 from mocoflow.methods.base import EngineProvider, MethodError, RunContext
-from mocoflow.methods.text._shared import ScriptedEngine, vote_index
+from mocoflow.methods.text.common import vote_index
 from mocoflow.methods.text.feedback import choose_reviewers
 from mocoflow.methods.text.heterogeneous_swarms import decode
 from mocoflow.methods.text.llm_blender import rank_candidates
 from mocoflow.methods.text.slm_mux import self_consistency
 from mocoflow.methods.text.structured_interaction import readers_for
 from mocoflow.models import ModelRef
+from mocoflow.testing import ScriptedEngine
 
 
 def mc(i: int, split: str, gold: str = "A") -> Item:

@@ -9,13 +9,18 @@
   with ``save_pretrained`` (safetensors) plus its tokenizer in the same directory.
 - ``train_tiny_model_briefly(model_dir, texts, steps)``: a few Adam steps so the model prefers ``texts`` as
   answers (e.g. always "Answer: A"); overwrites the weights in place.
+- ``ScriptedEngine(name, respond, judge=None)``: a deterministic stand-in engine whose replies are a function
+  of the prompt, to test methods' logic without real models.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+
+from mocoflow.engines.base import DecodingConfig, Engine, Generation, Usage
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,43 @@ _OTHER_CORPUS = [
     "Answer answer ANSWER options letters numbers 0123456789 ABCDE abcde",
     "<|user|>hi\n<|assistant|>Answer: B\n",
 ]
+
+
+class ScriptedEngine(Engine):
+    """An engine whose reply to a prompt is ``respond(prompt)`` and whose continuation score is
+    ``judge(prompt, continuation)`` (default 0). Token counts are whitespace word counts. Counts one model
+    load at construction, and ``generate_calls``/``prompts_seen``/``requests`` (prompt, decoding) record what
+    it was asked. A sampled request (``do_sample``) sees ``prompt + "\\0seed=<seed>"``, so a script can vary
+    its replies by seed."""
+
+    def __init__(self, name: str, respond: Callable[[str], str],
+                 judge: Callable[[str, str], float] | None = None) -> None:
+        self.name = name
+        self.fingerprint = f"scripted-{name}"
+        self.usage = Usage(model_loads=1)
+        self.respond = respond
+        self.judge = judge or (lambda p, c: 0.0)
+        self.generate_calls = 0
+        self.prompts_seen: list[str] = []
+        self.requests: list[tuple[str, DecodingConfig]] = []
+
+    def generate(self, prompts: list[str], decoding: DecodingConfig, *, progress: str | None = None
+                 ) -> list[Generation]:
+        self.generate_calls += 1
+        self.prompts_seen += prompts
+        self.requests += [(p, decoding) for p in prompts]
+        out = []
+        for p in prompts:
+            text = self.respond(p) if not decoding.do_sample else self.respond(f"{p}\0seed={decoding.seed}")
+            out.append(Generation(text, len(p.split()), max(1, len(text.split())), -1.0))
+            self.usage.calls += 1
+            self.usage.prompt_tokens += len(p.split())
+            self.usage.generated_tokens += max(1, len(text.split()))
+        return out
+
+    def score_continuations(self, prompts: list[str], continuations: list[str]) -> list[float]:
+        self.usage.prompt_tokens += sum(len(p.split()) for p in prompts)
+        return [float(self.judge(p, c)) for p, c in zip(prompts, continuations, strict=True)]
 
 
 def build_tiny_tokenizer(out_dir: str | os.PathLike[str], *, variant: str = "default") -> Path:

@@ -90,7 +90,7 @@ def answer_text(item: Item) -> str | None:
     return None
 
 
-def _prompt_head(tokenizer: Any, prompt: str) -> str:
+def prompt_head(tokenizer: Any, prompt: str) -> str:
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
                                              add_generation_prompt=True, tokenize=False)
@@ -108,7 +108,7 @@ def encode_pairs(tokenizer: Any, items: list[Item], params: LoraParams) -> list[
         if answer is None:
             dropped += 1
             continue
-        head = tokenizer(_prompt_head(tokenizer, build_prompt(item, params.prompt_style)),
+        head = tokenizer(prompt_head(tokenizer, build_prompt(item, params.prompt_style)),
                          add_special_tokens=False)["input_ids"]
         tail = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         if len(head) + len(tail) > params.max_length:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from mocoflow.methods.api._shared import Timer, by_size, chunks, fit_logistic, pool_ref, stepped_costs
+from mocoflow.methods.api.common import Timer, by_size, chunks, fit_logistic, pool_ref, stepped_costs
 from mocoflow.methods.base import Method, MethodError, Need, RunContext, prediction, register
 from mocoflow.methods.common import dev_accuracy, prompts_for, score_output
 from mocoflow.training.lora import answer_text

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mocoflow.methods.api._shared import by_size, chunks, pool_ref, stepped_costs
+from mocoflow.methods.api.common import by_size, chunks, pool_ref, stepped_costs
 from mocoflow.methods.base import Method, MethodError, Need, RunContext, prediction, register
 from mocoflow.methods.common import dev_accuracy, prompts_for
 

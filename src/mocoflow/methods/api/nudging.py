@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from mocoflow.methods.api._shared import pool_ref, stepped_costs
+from mocoflow.methods.api.common import pool_ref, stepped_costs
 from mocoflow.methods.base import Method, MethodError, Need, RunContext, prediction, register
 from mocoflow.methods.common import dev_accuracy, prompts_for
 

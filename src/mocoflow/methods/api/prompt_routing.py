@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mocoflow.methods.api._shared import pool_ref, question_text
+from mocoflow.methods.api.common import pool_ref, question_text
 from mocoflow.methods.base import Method, Need, RunContext, prediction, register
 from mocoflow.methods.common import best_on_dev, dev_accuracy, reliance_from_counts
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from mocoflow.data.schema import Item
-from mocoflow.methods.api._shared import (
+from mocoflow.methods.api.common import (
     Featurizer,
     Timer,
     chunks,

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mocoflow.methods.api._shared import (
+from mocoflow.methods.api.common import (
     Featurizer,
     Timer,
     cost_weight,

@@ -28,18 +28,17 @@ from typing import Any
 
 from mocoflow.methods.base import Method, Need, RunContext, prediction, register
 from mocoflow.methods.common import score_output
-from mocoflow.methods.text._shared import (
+from mocoflow.methods.text.common import (
     Ledger,
-    TrainBudget,
     answer_key,
     best_model,
     candidates_prompt,
     record_training,
     round0,
-    sft_lora,
     vote_index,
     with_seed,
 )
+from mocoflow.training.finetune import TrainBudget, sft_lora
 
 AGG_TASK = ("Some candidate answers may be wrong, even the majority. Check them and give the correct answer to "
             "the question.")

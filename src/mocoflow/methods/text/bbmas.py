@@ -18,7 +18,7 @@ from typing import Any
 
 from mocoflow.data.prompts import build_prompt
 from mocoflow.methods.base import Method, MethodError, Need, RunContext, prediction, register
-from mocoflow.methods.text._shared import (
+from mocoflow.methods.text.common import (
     FINAL_LINE,
     Ledger,
     answer_key,

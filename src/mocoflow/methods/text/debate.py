@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mocoflow.methods.base import Method, MethodError, Need, RunContext, prediction, register
-from mocoflow.methods.text._shared import (
+from mocoflow.methods.text.common import (
     Ledger,
     best_model,
     candidates_prompt,

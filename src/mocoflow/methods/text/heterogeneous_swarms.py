@@ -21,7 +21,7 @@ from typing import Any
 
 from mocoflow.methods.base import Method, Need, RunContext, prediction, register
 from mocoflow.methods.common import score_output
-from mocoflow.methods.text._shared import Ledger, generate_by_model, refine_prompt, round0
+from mocoflow.methods.text.common import Ledger, generate_by_model, refine_prompt, round0
 
 Graph = tuple[tuple[int, ...], frozenset[tuple[int, int]]]  # (order, edges j->k)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from mocoflow.data.prompts import build_prompt
 from mocoflow.methods.base import Method, Need, RunContext, prediction, register
-from mocoflow.methods.text._shared import FINAL_LINE, Ledger, best_model, clip, generate_by_model
+from mocoflow.methods.text.common import FINAL_LINE, Ledger, best_model, clip, generate_by_model
 
 
 @dataclass(frozen=True)

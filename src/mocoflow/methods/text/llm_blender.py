@@ -22,7 +22,7 @@ from typing import Any
 
 from mocoflow.methods.base import Method, Need, RunContext, prediction, register
 from mocoflow.methods.common import reliance_from_counts
-from mocoflow.methods.text._shared import (
+from mocoflow.methods.text.common import (
     Ledger,
     best_model,
     candidates_prompt,

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mocoflow.methods.base import Method, MethodError, Need, RunContext, prediction, register
-from mocoflow.methods.common import dev_accuracy, reused_costs
+from mocoflow.methods.common import answer_key, dev_accuracy, reliance_from_counts, reused_costs
+from mocoflow.methods.text.common import vote_index
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,6 @@ class MajorityVote(Method):
     Params = MajorityVoteParams
 
     def run(self, ctx: RunContext) -> list[dict[str, Any]]:
-        from mocoflow.methods.common import answer_key, reliance_from_counts
-        from mocoflow.methods.text._shared import vote_index
-
         p: MajorityVoteParams = self.params
         if p.tie_break not in ("pool_order", "dev_accuracy"):
             raise MethodError(f"majority_vote: tie_break must be 'pool_order' or 'dev_accuracy', "

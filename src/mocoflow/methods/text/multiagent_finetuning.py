@@ -28,9 +28,8 @@ from typing import Any
 
 from mocoflow.data.prompts import build_prompt
 from mocoflow.methods.base import Method, Need, RunContext, prediction, register
-from mocoflow.methods.text._shared import (
+from mocoflow.methods.text.common import (
     Ledger,
-    TrainBudget,
     answer_key,
     decide_winners,
     dev_priority,
@@ -40,9 +39,10 @@ from mocoflow.methods.text._shared import (
     record_training,
     refine_prompt,
     round0,
-    sft_lora,
     vote_index,
 )
+from mocoflow.methods.text.debate import debate
+from mocoflow.training.finetune import TrainBudget, sft_lora
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,6 @@ class MultiagentFinetuning(Method):
     Params = MultiagentFinetuningParams
 
     def run(self, ctx: RunContext) -> list[dict[str, Any]]:
-        from mocoflow.methods.text.debate import debate
-
         p: MultiagentFinetuningParams = self.params
         t0 = time.perf_counter()
         budget = TrainBudget(steps=p.train_steps, lr=p.lr, rank=p.rank, batch_size=p.batch_size, seed=ctx.seed)

@@ -17,7 +17,7 @@ from typing import Any
 
 from mocoflow.methods.base import Method, Need, RunContext, prediction, register
 from mocoflow.methods.common import prompts_for
-from mocoflow.methods.text._shared import (
+from mocoflow.methods.text.common import (
     Ledger,
     answer_key,
     decide_winners,

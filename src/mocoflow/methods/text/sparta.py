@@ -30,13 +30,8 @@ from typing import Any
 
 from mocoflow.methods.base import Method, Need, RunContext, prediction, register
 from mocoflow.methods.common import dev_accuracy, prompts_for, score_output
-from mocoflow.methods.text._shared import (
-    TrainBudget,
-    dpo_lora,
-    generate_by_model,
-    pairwise_preferences,
-    record_training,
-)
+from mocoflow.methods.text.common import generate_by_model, pairwise_preferences, record_training
+from mocoflow.training.finetune import TrainBudget, dpo_lora
 
 
 @dataclass(frozen=True)

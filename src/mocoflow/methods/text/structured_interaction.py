@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mocoflow.methods.base import Method, MethodError, Need, RunContext, prediction, register
-from mocoflow.methods.text._shared import Ledger, decide_winners, exchange_round, final_vote, round0
+from mocoflow.methods.text.common import Ledger, decide_winners, exchange_round, final_vote, round0
 
 TOPOLOGIES = ("chain", "circle", "star", "tree", "complete")
 

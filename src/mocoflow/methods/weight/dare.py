@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mocoflow.methods.base import MergeContext, MergeMethod, register
-from mocoflow.methods.weight._common import base_and_others, check_weights, record
+from mocoflow.methods.weight.common import base_and_others, check_weights, record
 from mocoflow.models import ModelRef
 
 

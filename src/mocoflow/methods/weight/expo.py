@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, register
-from mocoflow.methods.weight._common import DevEvaluator, coefficient_reliance, record, ref_by_name
+from mocoflow.methods.weight.common import DevEvaluator, coefficient_reliance, record, ref_by_name
 from mocoflow.models import ModelRef
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mocoflow.methods.base import MergeContext, MergeMethod, register
-from mocoflow.methods.weight._common import DevEvaluator, coefficient_reliance, record
+from mocoflow.methods.weight.common import DevEvaluator, coefficient_reliance, record
 from mocoflow.models import ModelRef
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, register
-from mocoflow.methods.weight._common import coefficient_reliance, record
+from mocoflow.methods.weight.common import coefficient_reliance, record
 from mocoflow.models import ModelRef
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, Need, register
-from mocoflow.methods.common import reliance_from_weights
+from mocoflow.methods.common import prompts_for, reliance_from_weights
 from mocoflow.models import ModelRef, card_weights
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,6 @@ def answer_batch(tokenizer: Any, items: list[Any]) -> dict[str, Any]:
     """Right-padded (prompt + reference answer + eos) ids with the loss on the answer tokens only."""
 
     from mocoflow.engines.loader import encode_prompts
-    from mocoflow.methods.common import prompts_for
     from mocoflow.training.lora import answer_text, right_padded_batch
 
     pairs = []

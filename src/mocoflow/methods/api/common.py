@@ -1,4 +1,4 @@
-"""Helpers the API-level methods share.
+"""Helpers the API-level methods share (``methods/<level>/common.py``, as every level).
 
 - ``question_text``: the text a router sees for an item (question plus options).
 - ``Featurizer``: router features. ``embedder`` is a sentence-transformers model directory, or a model name
@@ -12,9 +12,11 @@
   own accounting, never a constant.
 - ``SCENARIOS``: GraphRouter's cost/performance trade-offs (weight on normalised cost).
 - ``fit_logistic``: a small deterministic L2 logistic regression (full-batch gradient descent in numpy).
+- ``route_by_probability``: a learned router's predictions (argmax of p - weight x normalised cost).
 - ``stepped_costs`` / ``chunks``: prediction cost columns of a row decoded through ``Stepper``s (the stepping
-  API in ``mocoflow.engines.stepper``, which token-level methods use to decode many items in lockstep) and
+  API in :mod:`mocoflow.engines.stepper`, which token-level methods use to decode many items in lockstep) and
   the lockstep batches of a method's items.
+- ``pool_ref`` / ``by_size``: pool models by name (with a default) and from smallest to largest.
 """
 
 from __future__ import annotations
@@ -220,6 +222,9 @@ def chunks(n: int, size: int) -> list[range]:
     """``range(n)`` cut into consecutive batches of ``size`` (lockstep batches of a method's items)."""
     size = max(1, size)
     return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+# -- pool models --------------------------------------------------------------------------------------
 
 
 def pool_ref(ctx: RunContext, name: str | None, default: str) -> Any:

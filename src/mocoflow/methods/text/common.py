@@ -1,4 +1,5 @@
-"""Helpers the text-level methods share.
+"""Helpers the text-level methods share (one module per level: ``methods/<level>/common.py``; the helpers
+every level uses are in :mod:`mocoflow.methods.common`).
 
 - **Costs** (:class:`Ledger`): per test item, the tokens an answer relied on. Reused shared generations count
   in ``prompt_tokens``/``generated_tokens`` (already paid by the generate jobs); text this method generates
@@ -12,31 +13,32 @@
   highest priority (dev accuracy, then pool order).
 - **Judging** (:func:`pairwise_preferences`): a judge model compares two candidates by the log-probability
   of ``Answer: A`` vs ``Answer: B`` in both orders, which cancels position bias.
-- **Training** (:class:`TrainBudget`, :func:`sft_lora`, :func:`dpo_lora`): small seeded LoRA fine-tunes of
-  an in-memory copy of a loaded engine's model (no extra disk load), merged and saved so the tuned model is
-  loaded like any model (own fingerprint, so the response cache never mixes it with its base).
-- **Tests** (:class:`ScriptedEngine`): a deterministic stand-in engine whose replies are a function of the
-  prompt, to test methods' logic without real models.
+- **Message passing** (:func:`exchange_round`, :func:`final_vote`): one revision round of agents reading
+  their peers, and the closing majority vote.
+
+Training loops (SFT, DPO) live in :mod:`mocoflow.training.finetune`; the scripted test engine in
+:mod:`mocoflow.testing`.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import random
-import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from mocoflow.data.prompts import build_prompt
 from mocoflow.data.schema import Item
-from mocoflow.engines.base import DecodingConfig, Engine, Generation, Usage
+from mocoflow.engines.base import DecodingConfig, Engine, Generation
 from mocoflow.methods.base import MethodError, RunContext
+from mocoflow.methods.common import answer_key, dev_accuracy, reliance_from_counts
 from mocoflow.models import ModelRef
-from mocoflow.training.lora import _prompt_head, batch_cycler, right_padded_batch
+
+__all__ = ["FINAL_LINE", "Ledger", "answer_key", "best_model", "candidates_prompt", "clip", "decide_winners",
+           "dev_priority", "exchange_round", "final_vote", "generate_by_model", "judge_prompt",
+           "pairwise_preferences", "peers_block", "record_training", "ref_by_name", "refine_prompt", "round0",
+           "vote_index", "with_seed"]
 
 log = logging.getLogger("mocoflow.methods.text")
 
@@ -96,8 +98,6 @@ def round0(ctx: RunContext, split: str, items: list[Item], ledger: Ledger | None
 
 def dev_priority(ctx: RunContext) -> dict[str, tuple[float, int]]:
     """Per model: (dev accuracy, -pool index), larger is better; dev accuracy is 0 without a dev split."""
-    from mocoflow.methods.common import dev_accuracy
-
     acc = dev_accuracy(ctx) if ctx.items.get("dev") else {r.name: 0.0 for r in ctx.pool}
     return {ref.name: (acc[ref.name], -i) for i, ref in enumerate(ctx.pool)}
 
@@ -127,18 +127,7 @@ def generate_by_model(ctx: RunContext, refs: dict[str, ModelRef], jobs: dict[str
     return out
 
 
-def model_loads(ctx: RunContext) -> int:
-    return sum(e.usage.model_loads for e in ctx.engines.loaded().values())
-
-
 # -- answers and voting -------------------------------------------------------------------------------------
-
-def answer_key(item: Item, text: str) -> str | None:
-    """The gold-free answer key (``methods.common.answer_key``: format from the item's metadata)."""
-    from mocoflow.methods.common import answer_key as key
-
-    return key(item, text)
-
 
 def vote_index(keys: Sequence[str | None], priority: Sequence[Any]) -> int | None:
     """Index of the winning answer: most frequent parseable key; ties between keys (and the choice of
@@ -156,8 +145,6 @@ def decide_winners(ctx: RunContext, preds: list[dict[str, Any]], *, voted: bool 
     the share of items on which each pool model's answer won (``answered_by``). Otherwise one model wrote
     every final answer from everyone's answers (a summariser, the best agent): ``final_writer`` only, since
     the answers still rest on the whole pool."""
-    from mocoflow.methods.common import reliance_from_counts
-
     if voted:
         ctx.decide(reliance=reliance_from_counts([r.name for r in ctx.pool], [p["answered_by"] for p in preds]))
     else:
@@ -222,197 +209,7 @@ def pairwise_preferences(engine: Engine, items: list[Item], pairs: list[tuple[in
     return out
 
 
-# -- a deterministic engine for tests ---------------------------------------------------------------------
-
-class ScriptedEngine(Engine):
-    """An engine whose reply to a prompt is ``respond(prompt)`` and whose continuation score is
-    ``judge(prompt, continuation)`` (default 0). Token counts are whitespace word counts. Counts one model
-    load at construction, and ``generate_calls``/``prompts_seen``/``requests`` (prompt, decoding) record what
-    it was asked."""
-
-    def __init__(self, name: str, respond: Callable[[str], str],
-                 judge: Callable[[str, str], float] | None = None) -> None:
-        self.name = name
-        self.fingerprint = f"scripted-{name}"
-        self.usage = Usage(model_loads=1)
-        self.respond = respond
-        self.judge = judge or (lambda p, c: 0.0)
-        self.generate_calls = 0
-        self.prompts_seen: list[str] = []
-        self.requests: list[tuple[str, DecodingConfig]] = []
-
-    def generate(self, prompts: list[str], decoding: DecodingConfig, *, progress: str | None = None
-                 ) -> list[Generation]:
-        self.generate_calls += 1
-        self.prompts_seen += prompts
-        self.requests += [(p, decoding) for p in prompts]
-        out = []
-        for p in prompts:
-            text = self.respond(p) if not decoding.do_sample else self.respond(f"{p}\0seed={decoding.seed}")
-            out.append(Generation(text, len(p.split()), max(1, len(text.split())), -1.0))
-            self.usage.calls += 1
-            self.usage.prompt_tokens += len(p.split())
-            self.usage.generated_tokens += max(1, len(text.split()))
-        return out
-
-    def score_continuations(self, prompts: list[str], continuations: list[str]) -> list[float]:
-        self.usage.prompt_tokens += sum(len(p.split()) for p in prompts)
-        return [float(self.judge(p, c)) for p, c in zip(prompts, continuations, strict=True)]
-
-
-# -- training ---------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class TrainBudget:
-    """A small seeded LoRA fine-tune. Defaults suit SmolLM2-135M on 2 CPU cores (roughly 5-10 s a step).
-
-    steps: optimiser steps (AdamW, constant learning rate).
-    batch_size: examples per step (seeded shuffle, cycled).
-    lr: learning rate of the LoRA weights.
-    rank / alpha: LoRA rank and scaling numerator; all linear layers but the head are adapted.
-    max_length: prompt + response tokens; longer examples are dropped (never truncated).
-    seed: torch and shuffling seed.
-    """
-
-    steps: int = 8
-    batch_size: int = 4
-    lr: float = 1e-3
-    rank: int = 8
-    alpha: int = 16
-    max_length: int = 384
-    seed: int = 0
-
-
-def _encode(tokenizer: Any, prompt: str, response: str) -> tuple[list[int], int]:
-    head = tokenizer(_prompt_head(tokenizer, prompt), add_special_tokens=False)["input_ids"]
-    tail = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    return head + tail, len(head)
-
-
-def _seq_logprob(model: Any, ids: Any, mask: Any, labels: Any) -> Any:
-    """Sum of log-probabilities of the labelled (response) tokens, per row."""
-    import torch
-
-    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-    tgt = labels[:, 1:]
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (logp * (tgt != -100)).sum(-1)
-
-
-def _peft_copy(engine: Any, budget: TrainBudget) -> Any:
-    from peft import LoraConfig, get_peft_model
-
-    if not hasattr(engine, "model"):
-        raise MethodError(f"{engine.name}: training needs a transformers engine (with .model)")
-    base = copy.deepcopy(engine.model).float()
-    config = LoraConfig(r=budget.rank, lora_alpha=budget.alpha, lora_dropout=0.0, target_modules="all-linear",
-                        task_type="CAUSAL_LM", bias="none")
-    return get_peft_model(base, config)
-
-
-def _cycle(n: int, budget: TrainBudget) -> Callable[[], list[int]]:
-    return batch_cycler(n, budget.batch_size, random.Random(budget.seed))
-
-
-@dataclass
-class Trained:
-    """A saved tuned model: ``ref`` loads it like any model; ``seconds`` is the training wall time."""
-
-    ref: ModelRef | None
-    seconds: float
-    examples: int
-    losses: list[float]
-
-
-def _save(model: Any, tokenizer: Any, out_dir: Path, name: str, base: ModelRef) -> ModelRef:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    merged = model.merge_and_unload()
-    merged.save_pretrained(str(out_dir), safe_serialization=True)
-    tokenizer.save_pretrained(str(out_dir))
-    spec = {k: v for k, v in base.spec.items() if k not in ("path", "source")}
-    return ModelRef(name=name, path=str(out_dir), card={**base.card, "name": name, "path": str(out_dir)},
-                    spec=spec)
-
-
-def _train_lora_copy(engine: Any, budget: TrainBudget, n_rows: int,
-                     batch_loss: Callable[[Any, list[int]], Any]) -> tuple[Any, list[float]]:
-    """AdamW on a LoRA copy of ``engine.model`` for ``budget.steps`` batches of row indices (seeded epochs);
-    ``batch_loss(model, indices)`` gives each step's loss. Returns the model in eval mode and the losses."""
-    import torch
-
-    losses: list[float] = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(budget.seed)
-        model = _peft_copy(engine, budget)
-        model.train()
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=budget.lr)
-        next_batch = _cycle(n_rows, budget)
-        for _ in range(budget.steps):
-            loss = batch_loss(model, next_batch())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-    model.eval()
-    return model, losses
-
-
-def sft_lora(engine: Any, base: ModelRef, pairs: list[tuple[str, str]], budget: TrainBudget, out_dir: Path,
-             name: str) -> Trained:
-    """LoRA SFT of a copy of ``engine.model`` on (prompt, response) pairs, loss on response tokens only.
-    Returns ``ref=None`` when no pair fits ``max_length`` (nothing trained)."""
-    t0 = time.perf_counter()
-    tok = engine.tokenizer
-    rows = [r for r in (_encode(tok, p, c) for p, c in pairs) if len(r[0]) <= budget.max_length]
-    if not rows:
-        return Trained(None, 0.0, 0, [])
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-
-    def sft_loss(model: Any, batch: list[int]) -> Any:
-        ids, mask, labels = right_padded_batch([rows[i] for i in batch], pad)
-        return model(input_ids=ids, attention_mask=mask, labels=labels).loss
-
-    model, losses = _train_lora_copy(engine, budget, len(rows), sft_loss)
-    ref = _save(model, tok, out_dir, name, base)
-    log.info("%s: SFT on %d examples, %d steps, loss %.3f -> %.3f", name, len(rows), budget.steps,
-             losses[0] if losses else 0, losses[-1] if losses else 0)
-    return Trained(ref, time.perf_counter() - t0, len(rows), losses)
-
-
-def dpo_lora(engine: Any, base: ModelRef, triples: list[tuple[str, str, str]], budget: TrainBudget,
-             beta: float, out_dir: Path, name: str) -> Trained:
-    """DPO (Rafailov et al. 2023) on (prompt, chosen, rejected) with LoRA; the reference model is the same
-    network with the adapter disabled. loss = -log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r)))."""
-    import torch
-    import torch.nn.functional as F
-
-    t0 = time.perf_counter()
-    tok = engine.tokenizer
-    rows = []
-    for p, c, r in triples:
-        rc, rr = _encode(tok, p, c), _encode(tok, p, r)
-        if max(len(rc[0]), len(rr[0])) <= budget.max_length and rc[0] != rr[0]:
-            rows.append((rc, rr))
-    if not rows:
-        return Trained(None, 0.0, 0, [])
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-
-    def dpo_loss(model: Any, batch_idx: list[int]) -> Any:
-        batch = [rows[i] for i in batch_idx]
-        ids, mask, labels = right_padded_batch([c for c, _ in batch] + [r for _, r in batch], pad)
-        with torch.no_grad(), model.disable_adapter():
-            ref_lp = _seq_logprob(model, ids, mask, labels)
-        lp = _seq_logprob(model, ids, mask, labels)
-        n = len(batch)
-        margin = (lp[:n] - ref_lp[:n]) - (lp[n:] - ref_lp[n:])
-        return -F.logsigmoid(beta * margin).mean()
-
-    model, losses = _train_lora_copy(engine, budget, len(rows), dpo_loss)
-    ref = _save(model, tok, out_dir, name, base)
-    log.info("%s: DPO on %d pairs, %d steps, loss %.3f -> %.3f", name, len(rows), budget.steps, losses[0],
-             losses[-1])
-    return Trained(ref, time.perf_counter() - t0, len(rows), losses)
-
+# -- decoding and training costs -------------------------------------------------------------------------------
 
 def with_seed(decoding: DecodingConfig, seed: int, temperature: float) -> DecodingConfig:
     return replace(decoding, seed=seed, temperature=temperature)

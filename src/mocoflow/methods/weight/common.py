@@ -1,4 +1,5 @@
-"""Helpers the weight-level methods share: picking pool models by name and scoring candidate weights on dev.
+"""Helpers the weight-level methods share (``methods/<level>/common.py``, as every level): picking pool models
+by name, recording a merge's decisions and scoring candidate weights on dev.
 
 ``DevEvaluator`` loads one engine for the pool's architecture once and swaps candidate weights into it in
 place (``load_state_dict``), so evaluating a candidate costs one dev generation pass, not a model load.
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mocoflow.methods.base import MergeContext, MethodError
+from mocoflow.methods.common import prompts_for, reliance_from_weights, score_output
 from mocoflow.models import ModelRef
 
 log = logging.getLogger(__name__)
@@ -39,8 +41,6 @@ def record(ctx: MergeContext | None, **entries: Any) -> None:
 
 def coefficient_reliance(coefficients: dict[str, float]) -> dict[str, float]:
     """Reliance of a merge whose result is the linear combination ``sum_i c_i theta_i`` of pool models."""
-    from mocoflow.methods.common import reliance_from_weights
-
     return reliance_from_weights(coefficients)
 
 
@@ -56,8 +56,6 @@ class DevEvaluator:
     """Dev accuracy of candidate weights: one engine loaded from ``template_dir``, weights swapped in."""
 
     def __init__(self, ctx: MergeContext, template_dir: str | Path, max_items: int | None = None) -> None:
-        from mocoflow.methods.common import prompts_for, score_output
-
         self.items = list(ctx.dev_items[:max_items] if max_items else ctx.dev_items)
         if not self.items:
             raise MethodError("dev evaluation needs at least one dev item")
