@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mocoflow.data.common import fetch_file, filter_domain, sha256_file
 from mocoflow.data.moco import DataError, moco_to_items, read_moco_json
 from mocoflow.data.schema import Item
-from mocoflow.data.sources import SOURCES, fetch_file, sha256_file
 
 __all__ = ["MOCO_BASE_URL", "MOCO_COMMIT", "MIRROR_ENV", "MocoFile", "checksums", "moco_pinned_source",
            "moco_url", "resolve_base", "verify_mirror"]
@@ -97,7 +97,6 @@ def _entry(name: str, spec: dict[str, Any]) -> MocoFile:
                     f"{', '.join(sorted(table))}; or give both sha256 and task_type")
 
 
-@SOURCES.register("moco_pinned")
 def moco_pinned_source(spec: dict[str, Any], *, cache_dir: Path) -> dict[str, list[Item]]:
     """A MoCo set fetched at :data:`MOCO_COMMIT` (or from a mirror) and verified by the shipped sha256."""
     unknown = set(spec) - _KEYS
@@ -118,9 +117,7 @@ def moco_pinned_source(spec: dict[str, Any], *, cache_dir: Path) -> dict[str, li
                            on_missing_gold=spec.get("on_missing_gold", "drop"))
     domain = spec.get("domain")
     if domain:
-        from mocoflow.data.sources import _filter_domain
-
-        splits = _filter_domain(splits, domain, label)
+        splits = filter_domain(splits, domain, label)
     return splits
 
 

