@@ -3,6 +3,10 @@
 # Use another study config: snakemake --cores all --configfile configs/smoke.yaml
 import sys
 
+from snakemake.utils import min_version
+
+min_version("9.20")  # as pyproject.toml pins (snakemake>=9.20,<10)
+
 from mocoflow import config as study
 from mocoflow import interrupts, runlock
 
@@ -29,6 +33,18 @@ include: "rules/collaborate.smk"
 include: "rules/judge.smk"
 include: "rules/score.smk"
 include: "rules/analyze.smk"
+
+
+# Light jobs (reading and writing small files) run in the Snakemake process on a cluster, not as jobs.
+localrules:
+    prepare,
+    score_single,
+    score_run,
+    analyze,
+    plot_main,
+    plot_scaling,
+    plot_efficiency,
+    plot_emergence,
 
 
 rule all:

@@ -1,13 +1,15 @@
-# Tables and figures from score files (analysis and plots never import torch).
+# Tables and figures from score files (analysis and plots never import torch). Every file the analyze stage
+# reads is a declared input (score files, usage JSONs and the generations beside them, decisions, and the
+# benchmark TSVs of the collaborate, generate and merge jobs), so Snakemake orders and reruns it correctly.
 # Analysis settings are code defaults (2000 bootstrap resamples, seed 0); plot settings come from
 # config["plots"] (global dpi/context/width/font_scale plus one sub-dict per figure) and only reach
 # the plot rules, so changing one reruns only that figure.
 
 
 rule analyze:
-    """Tables from score files, usage JSONs, decisions and benchmark TSVs: main (+ win share, markdown,
-    LaTeX; ``degenerate`` from the decisions), singles, emergence, scaling (by size and by pool) and
-    efficiency (with the routers' RouteLLM metrics)."""
+    """Tables from score files, usage JSONs, decisions and benchmark TSVs, every one an input: main (+ win
+    share, markdown, LaTeX; ``degenerate`` from the decisions), singles, emergence, scaling (by size and by
+    pool) and efficiency (with the routers' RouteLLM metrics)."""
     input:
         singles=expand(
             f"{RESULTS}/scores/single/{{model}}/{{task}}.parquet",
@@ -20,14 +22,24 @@ rule analyze:
             f"{RESULTS}/runs/{r.run}/{r.pool}/{r.task}/decisions.json" for r in RUNS
         ],
         gen_usage=generation_usage(),
+        gen_records=generation_records(),
+        benchmarks=analysis_benchmarks(),
     output:
         main=report(
             f"{RESULTS}/tables/main.csv",
             category="Main results",
             caption="../report/main_table.rst",
         ),
-        main_md=f"{RESULTS}/tables/main.md",
-        main_tex=f"{RESULTS}/tables/main.tex",
+        main_md=report(
+            f"{RESULTS}/tables/main.md",
+            category="Main results",
+            caption="../report/main_md.rst",
+        ),
+        main_tex=report(
+            f"{RESULTS}/tables/main.tex",
+            category="Main results",
+            caption="../report/main_tex.rst",
+        ),
         win_share=report(
             f"{RESULTS}/tables/win_share.csv",
             category="Main results",
@@ -72,15 +84,16 @@ rule analyze:
     shell:
         "python -m mocoflow.stages.analyze --singles {input.singles} --runs {input.runs}"
         " --run-usage {input.run_usage} --decisions {input.decisions} --gen-usage {input.gen_usage}"
-        " --bench-dir {params.bench_dir}"
+        " --benchmarks {input.benchmarks} --bench-dir {params.bench_dir}"
         " --params {params.spec:q} --main {output.main} --main-md {output.main_md} --main-tex {output.main_tex}"
         " --win-share {output.win_share} --singles-out {output.singles} --emergence {output.emergence}"
         " --scaling {output.scaling} --scaling-pools {output.scaling_pools} --efficiency {output.efficiency}"
         " 2> {log}"
 
 
+# One rule per figure; the others are the main figure's rule with their own tables, outputs and settings.
 rule plot_main:
-    """Each run's score per task and pool against the pool's best single model."""
+    """Each run's gain over its pool's best single model per task and pool (heatmap)."""
     input:
         tables=[f"{RESULTS}/tables/main.csv"],
     output:
@@ -97,14 +110,14 @@ rule plot_main:
     resources:
         gpu=0,
     params:
+        figure="main",
         spec=plot_spec("main"),
     shell:
-        "python -m mocoflow.stages.plot --figure main --tables {input.tables} --out {output}"
+        "python -m mocoflow.stages.plot --figure {params.figure} --tables {input.tables} --out {output}"
         " --params {params.spec:q} 2> {log}"
 
 
-rule plot_scaling:
-    """Score against pool size and pool diversity."""
+use rule plot_main as plot_scaling with:
     input:
         tables=[f"{RESULTS}/tables/scaling.csv", f"{RESULTS}/tables/scaling_pools.csv"],
     output:
@@ -116,19 +129,12 @@ rule plot_scaling:
         f"{RESULTS}/logs/plot/scaling.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/scaling.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    resources:
-        gpu=0,
     params:
+        figure="scaling",
         spec=plot_spec("scaling"),
-    shell:
-        "python -m mocoflow.stages.plot --figure scaling --tables {input.tables} --out {output}"
-        " --params {params.spec:q} 2> {log}"
 
 
-rule plot_efficiency:
-    """Score against cost with the Pareto front."""
+use rule plot_main as plot_efficiency with:
     input:
         tables=[f"{RESULTS}/tables/efficiency.csv"],
     output:
@@ -142,19 +148,12 @@ rule plot_efficiency:
         f"{RESULTS}/logs/plot/efficiency.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/efficiency.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    resources:
-        gpu=0,
     params:
+        figure="efficiency",
         spec=plot_spec("efficiency"),
-    shell:
-        "python -m mocoflow.stages.plot --figure efficiency --tables {input.tables} --out {output}"
-        " --params {params.spec:q} 2> {log}"
 
 
-rule plot_emergence:
-    """Emergence and loss shares by task domain."""
+use rule plot_main as plot_emergence with:
     input:
         tables=[f"{RESULTS}/tables/emergence.csv"],
     output:
@@ -168,12 +167,6 @@ rule plot_emergence:
         f"{RESULTS}/logs/plot/emergence.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/emergence.tsv"
-    conda:
-        "../envs/cpu.yaml"
-    resources:
-        gpu=0,
     params:
+        figure="emergence",
         spec=plot_spec("emergence"),
-    shell:
-        "python -m mocoflow.stages.plot --figure emergence --tables {input.tables} --out {output}"
-        " --params {params.spec:q} 2> {log}"

@@ -58,6 +58,13 @@ def merged_card(wc):
     return f"{RESULTS}/merged/{wc.run}/{wc.pool}/card.json"
 
 
+def prompt_style_param(task):
+    """{"prompt_style": ...} when the task sets a style other than "default", else {} (the params of jobs on
+    default-style tasks stay as they were, so nothing reruns)."""
+    style = config["tasks"][task].get("prompt_style", "default")
+    return {"prompt_style": style} if style != "default" else {}
+
+
 def run_params(wc):
     return as_param(
         {
@@ -75,6 +82,7 @@ def run_params(wc):
                 for m in pool_members(wc.pool)
             },
             **seeds_param(wc.task, method_of(wc.run).stochastic),
+            **prompt_style_param(wc.task),
         }
     )
 
@@ -104,6 +112,7 @@ def merge_params(wc):
             "method_params": config["methods"][wc.run].get("params", {}),
             "decoding": task_decoding(wc.task) if "task" in wc.keys() else DECODING,
             "device": DEVICE,
+            **(prompt_style_param(wc.task) if "task" in wc.keys() else {}),
         }
     )
 
@@ -164,6 +173,36 @@ def generation_usage():
         if "dev" in shared_splits(r.run):
             keys |= {(m, r.task, "dev") for m in config["pools"][r.pool]}
     return [f"{RESULTS}/generations/{m}/{t}/{s}.usage.json" for m, t, s in sorted(keys)]
+
+
+def generation_records():
+    """The generations beside those usage JSONs (the efficiency table counts their tokens)."""
+    return [u.removesuffix(".usage.json") + ".jsonl" for u in generation_usage()]
+
+
+def analysis_benchmarks():
+    """Benchmark TSVs the efficiency table reads: every run's collaborate job, every shared generation it
+    counts and every merge (once per pool, or per task where the merge chose its weights on dev).
+    """
+    gens = [
+        u.replace(
+            f"{RESULTS}/generations/", f"{RESULTS}/benchmarks/generate/", 1
+        ).removesuffix(".usage.json")
+        + ".tsv"
+        for u in generation_usage()
+    ]
+    merges = {
+        merged_card(r)
+        .replace(f"{RESULTS}/merged/", f"{RESULTS}/benchmarks/merge/", 1)
+        .removesuffix("/card.json")
+        + ".tsv"
+        for r in RUNS
+        if Need.MERGED_MODEL in needs(r.run)
+    }
+    runs = [
+        f"{RESULTS}/benchmarks/collaborate/{r.run}/{r.pool}/{r.task}.tsv" for r in RUNS
+    ]
+    return runs + gens + sorted(merges)
 
 
 def analysis_spec():

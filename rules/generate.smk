@@ -27,6 +27,7 @@ rule generate:
                 "device": DEVICE,
                 "gpus": model_gpus(wc.model),
                 **seeds_param(wc.task),
+                **prompt_style_param(wc.task),
             }
         ),
     shell:

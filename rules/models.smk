@@ -11,11 +11,12 @@ rule build_model:
     priority: 30
     conda:
         "../envs/gpu.yaml"
+    threads: JOB_THREADS
     resources:
         gpu=lambda wc: 1 if config["models"][wc.model]["source"] == "lora" else 0,
     params:
         spec=lambda wc: as_param(study.model_spec_param(config["models"][wc.model])),
         cache=CACHE,
     shell:
-        "MOCOFLOW_CACHE={params.cache}/downloads python -m mocoflow.stages.build_model --name {wildcards.model} --spec {params.spec:q}"
+        "OMP_NUM_THREADS={threads} MOCOFLOW_CACHE={params.cache}/downloads python -m mocoflow.stages.build_model --name {wildcards.model} --spec {params.spec:q}"
         " --card {output.card} 2> {log}"

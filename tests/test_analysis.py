@@ -37,7 +37,7 @@ def frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def make_scores(correct=CORRECT, pool="P") -> tuple[pd.DataFrame, pd.DataFrame]:
+def make_scores(correct=CORRECT, pool="P", methods=METHODS) -> tuple[pd.DataFrame, pd.DataFrame]:
     singles, runs = [], []
     for (who, task), vals in correct.items():
         for i, c in enumerate(vals):
@@ -47,11 +47,11 @@ def make_scores(correct=CORRECT, pool="P") -> tuple[pd.DataFrame, pd.DataFrame]:
                 "correct": bool(c),
                 "parsed": f"{who}{i}",
                 "generated_tokens": 10,
-                "new_generated_tokens": 0 if who in METHODS else 10,
+                "new_generated_tokens": 0 if who in methods else 10,
                 "job_model_loads": 0,
                 "job_wall_seconds": 1.0,
             }
-            if who in METHODS:
+            if who in methods:
                 runs.append({"run": who, "pool": pool, "model": "", **row})
             else:
                 singles.append({"run": "single", "pool": who, "model": who, **row})
@@ -168,19 +168,52 @@ def test_bootstrap_is_seeded_and_degenerate_cases():
     assert lo2 <= m2 <= hi2
 
 
-def test_paired_bootstrap_ci_covers_the_true_gain_about_95_percent():
+def _coverage(alpha: float, reps: int = 2500, n: int = 150, n_boot: int = 500) -> float:
+    """Share of ``reps`` simulated studies (seeded) whose paired bootstrap CI covers the known true gain."""
     rng = np.random.default_rng(123)
-    n, reps, true_gain = 150, 300, 0.1
+    p_ref, agree, true_gain = 0.6, 0.7, 0.1
+    p_other = p_ref + true_gain / (1 - agree)  # the system's accuracy where it does not copy the reference
+    expected = agree * p_ref + (1 - agree) * p_other - p_ref
+    assert expected == pytest.approx(true_gain)
     hits = 0
     for r in range(reps):
-        ref = rng.random(n) < 0.6
+        ref = rng.random(n) < p_ref
         # the system agrees with the reference on most items, so the pairing matters for the width
-        sys = np.where(rng.random(n) < 0.7, ref, rng.random(n) < 0.6 + true_gain / 0.3)
-        expected = 0.7 * 0.6 + 0.3 * (0.6 + true_gain / 0.3) - 0.6
-        _, lo, hi = paired_bootstrap_ci(sys, ref, n_boot=1000, seed=r)
+        sys = np.where(rng.random(n) < agree, ref, rng.random(n) < p_other)
+        _, lo, hi = paired_bootstrap_ci(sys, ref, n_boot=n_boot, seed=r, alpha=alpha)
         hits += lo <= expected <= hi
-    assert expected == pytest.approx(true_gain)
-    assert 0.90 <= hits / reps <= 0.98
+    return hits / reps
+
+
+def test_paired_bootstrap_ci_covers_the_true_gain_95_percent_and_a_92_percent_interval_fails():
+    """2500 simulated studies of 150 paired items with a known gain: the 95 % interval covers it in
+    [93.5 %, 96.5 %] of them (binomial s.e. 0.45 points), and the same check rejects a 92 % interval, so an
+    interval that is too narrow (or too wide: 99 % covers ~98.6 %) cannot pass."""
+    assert 0.935 <= _coverage(0.05) <= 0.965
+    assert _coverage(0.08) < 0.935
+
+
+def test_significance_needs_a_ci_that_excludes_zero_not_one_that_touches_it():
+    """``significant`` and ``significant_wins`` count a gain only when its CI excludes 0: a run that differs
+    from the best single model on one item out of 40 has a CI that reaches exactly 0 (most resamples miss that
+    item), so it is a win (gain > 0) but not a significant one, and its mirror image is not a significant loss."""
+    n = 40
+    best = [1] * 20 + [0] * 20
+    correct = {("a", "t"): best, ("b", "t"): [1] * 10 + [0] * 30,
+               ("X", "t"): best[:20] + [1] + best[21:],  # one more item right: CI [0, >0]
+               ("Y", "t"): [0] + best[1:],  # one item fewer: CI [<0, 0]
+               ("Z", "t"): [1] * n}  # every item right: CI above 0
+    methods = {"X": "majority_vote", "Y": "cascade", "Z": "cascade"}
+    runs, singles = make_scores(correct, methods=methods)
+    table = main_table(runs, singles, POOLS, methods, LEVELS, n_boot=2000).set_index("run")
+    assert table.loc["X", "gain_ci_lo"] == 0.0 and table.loc["X", "gain_ci_hi"] > 0 and table.loc["X", "gain"] > 0
+    assert table.loc["Y", "gain_ci_hi"] == 0.0 and table.loc["Y", "gain_ci_lo"] < 0
+    assert table.loc["X", "significant"] == "" and table.loc["Y", "significant"] == ""
+    assert table.loc["Z", "significant"] == "+" and table.loc["Z", "gain_ci_lo"] > 0
+    wins = win_share(table.reset_index()).set_index("run")
+    assert wins.loc["X", "wins"] == 1 and wins.loc["X", "significant_wins"] == 0
+    assert wins.loc["Y", "wins"] == 0 and wins.loc["Z", "significant_wins"] == 1
+    assert wins.loc["all", "significant_wins"] == 1
 
 
 def test_pareto_front():
@@ -291,6 +324,44 @@ def test_efficiency_costs_and_front(tmp_path):
     assert front.to_dict() == {"a": False, "b": True, "X": False, "Y": True}
 
 
+def _bench(path: Path, seconds: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"s\th:m:s\n{seconds}\t0:00:{seconds:02.0f}\n")
+    return path
+
+
+def test_only_declared_benchmarks_are_read_and_dev_merges_count_as_training(tmp_path):
+    """The analyze rule declares every benchmark it reads (``index_benchmarks``); a merge that chose its weights
+    on a task's dev split (``merge/{run}/{pool}/{task}``) is that task's training time, as a per-pool merge is."""
+    root = tmp_path / "benchmarks"
+    declared = [_bench(root / "collaborate" / "X" / "P" / "t.tsv", 10.0),
+                _bench(root / "merge" / "Y" / "P" / "t.tsv", 7.0),  # merge_dev of Y on task t
+                _bench(root / "merge" / "Y" / "P" / "u.tsv", 5.0)]
+    _bench(root / "collaborate" / "X" / "P" / "u.tsv", 99.0)  # exists, not declared: never read
+    benchmarks = eff.index_benchmarks(declared, root)
+    assert set(benchmarks) == {("collaborate", "X", "P", "t"), ("merge", "Y", "P", "t"), ("merge", "Y", "P", "u")}
+    usage = {"model_loads": 1, "wall_seconds": 2.0}
+    paths = []
+    for task in "tu":
+        p = tmp_path / "runs" / "X" / "P" / task / "usage.json"
+        p.parent.mkdir(parents=True)
+        p.write_text(json.dumps(usage))
+        paths.append(p)
+    jobs = eff.load_run_jobs(paths, benchmarks)
+    assert jobs[("X", "P", "t")]["wall_seconds"] == 10.0 and jobs[("X", "P", "u")]["wall_seconds"] == 2.0
+    merges = eff.load_merge_seconds(benchmarks)
+    assert merges == {("Y", "P", "t"): 7.0, ("Y", "P", "u"): 5.0}
+    runs, singles = make_scores()
+    main = main_table(runs, singles, POOLS, METHODS, LEVELS, n_boot=50)
+    e = eff.efficiency_table(main, single_scores(singles), POOLS, jobs, {}, merges, {"X": [], "Y": []})
+    training = e[e["run"] == "Y"].set_index("task")["training_seconds"]
+    assert training.to_dict() == {"t": 7.0, "u": 5.0, "all": 12.0}
+    with pytest.raises(ValueError, match="not under"):
+        eff.index_benchmarks([tmp_path / "elsewhere.tsv"], root)
+    with pytest.raises(ValueError, match="expected"):
+        eff.index_benchmarks([root / "generate" / "m" / "t.tsv"], root)
+
+
 def test_analyze_stage_writes_every_table(tmp_path, scores):
     from mocoflow.stages.analyze import main
 
@@ -340,6 +411,7 @@ def test_analyze_stage_writes_every_table(tmp_path, scores):
         str(usage),
         "--bench-dir",
         str(tmp_path / "bench"),
+        "--benchmarks",
         "--params",
         json.dumps(params),
     ]
@@ -371,6 +443,6 @@ def test_cached_generations_still_cost_flops(tmp_path: Path):
         "\n".join(json.dumps({"id": str(i), "prompt_tokens": 10, "generated_tokens": 5, "cached": True})
                   for i in range(2)) + "\n"
     )
-    jobs = eff.load_gen_jobs([d / "test.usage.json"], None)
+    jobs = eff.load_gen_jobs([d / "test.usage.json"], {})
     assert jobs[("m", "mini", "test")]["flops"] == 2.0 * 1000 * (2 * 15)
     assert eff.job_cost(usage)["flops"] == 0.0  # the engine's own count: nothing processed in this job

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mocoflow.data.schema import Item
@@ -139,6 +140,39 @@ def test_missing_embedder_falls_back_to_tfidf(tmp_path):
     ctx = make_ctx(gens, items, ["a", "b"])
     preds = METHODS.get("trained_router")({"embedder": "minilm", "models_dir": str(tmp_path)}).run(ctx)
     assert preds[0]["router_features"] == "tfidf"
+
+
+@pytest.fixture(scope="module")
+def tiny_minilm(tmp_path_factory) -> Path:
+    """A models folder holding ``minilm/card.json`` for a tiny random sentence-transformer built here."""
+    import json
+
+    from mocoflow.testing import build_tiny_sentence_transformer
+
+    root = tmp_path_factory.mktemp("models")
+    words = " ".join(X_WORDS + Y_WORDS + ["yes", "no"]).split()
+    path = build_tiny_sentence_transformer(root / "minilm", words)
+    (root / "minilm" / "card.json").write_text(json.dumps({"name": "minilm", "path": str(path)}))
+    return root
+
+
+@pytest.mark.parametrize("method", ["trained_router", "graph_router"])
+def test_default_minilm_embedder_is_a_sentence_transformer_found_by_its_card(method, tiny_minilm):
+    """The routers' default path: ``embedder: minilm`` resolves through ``models_dir/minilm/card.json`` to a
+    sentence-transformers folder whose normalised embeddings are the features (no TF-IDF fallback)."""
+    from mocoflow.methods.api.common import Featurizer
+
+    feats = Featurizer("minilm", tiny_minilm).fit(X_WORDS + Y_WORDS)
+    x = feats.transform(X_WORDS[:2])
+    assert feats.kind == "sentence_transformers:model" and x.shape == (2, 32)
+    assert np.allclose(np.linalg.norm(x, axis=1), 1.0)
+    items, gens = domain_case()
+    ctx = make_ctx(gens, items, ["a", "b"])
+    params = {"models_dir": str(tiny_minilm)}  # embedder left at its default
+    assert METHODS.get(method)(params).params.embedder == "minilm"
+    preds = {p["id"]: p for p in METHODS.get(method)(params).run(ctx)}
+    assert {p["router_features"] for p in preds.values()} == {"sentence_transformers:model"}
+    assert preds["tx"]["answered_by"] == "a" and preds["ty"]["answered_by"] == "b"
 
 
 def test_random_router_is_reproducible_by_seed_and_uses_the_pool():

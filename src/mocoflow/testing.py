@@ -9,6 +9,8 @@
   with ``save_pretrained`` (safetensors) plus its tokenizer in the same directory.
 - ``train_tiny_model_briefly(model_dir, texts, steps)``: a few Adam steps so the model prefers ``texts`` as
   answers (e.g. always "Answer: A"); overwrites the weights in place.
+- ``build_tiny_sentence_transformer(out_dir, words)``: a randomly initialised one-layer BERT with mean pooling,
+  saved as a sentence-transformers model (the format of the routers' default ``minilm`` embedder).
 - ``ScriptedEngine(name, respond, judge=None)``: a deterministic stand-in engine whose replies are a function
   of the prompt, to test methods' logic without real models.
 """
@@ -246,3 +248,31 @@ def train_tiny_model_on_pairs(model_dir: str | os.PathLike[str], pairs: list[tup
     log.debug("trained %s on %d pairs for %d steps, final loss %.3f", path, len(pairs), steps, loss.item())
     model.save_pretrained(str(path), safe_serialization=True)
     return path
+
+
+def build_tiny_sentence_transformer(out_dir: str | os.PathLike[str], words: list[str], *, seed: int = 0,
+                                    dim: int = 32) -> Path:
+    """A sentence-transformers model (one-layer BERT, random init seeded, mean pooling) whose WordPiece
+    vocabulary is ``words`` plus the letters, saved to ``out_dir/model``; returns that folder."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    out = Path(out_dir)
+    bert = out / "bert"
+    bert.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab += sorted({w.lower() for w in words} - set(vocab)) + [c for c in "abcdefghijklmnopqrstuvwxyz0123456789"
+                                                                 if c not in words]
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(dict.fromkeys(vocab))})
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=dim, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=2 * dim, max_position_embeddings=128, initializer_range=INIT_RANGE)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        BertModel(config).save_pretrained(str(bert))
+    tokenizer.save_pretrained(str(bert))
+    encoder = Transformer(str(bert), max_seq_length=64)
+    model = SentenceTransformer(modules=[encoder, Pooling(dim, "mean")], device="cpu")
+    model.save(str(out / "model"))
+    return out / "model"

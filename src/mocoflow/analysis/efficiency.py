@@ -98,7 +98,7 @@ def efficiency_table(
     pools: dict[str, list[str]],
     run_jobs: dict[tuple[str, str, str], dict[str, float]],
     gen_jobs: dict[tuple[str, str, str], dict[str, float]],
-    merge_seconds: dict[tuple[str, str], float],
+    merge_seconds: dict[tuple[str, ...], float],
     shared_splits: dict[str, list[str]],
     routers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
@@ -107,7 +107,8 @@ def efficiency_table(
     with costs summed and the score item-weighted; Pareto flags within (pool, task).
 
     ``run_jobs[(run, pool, task)]`` and ``gen_jobs[(model, task, split)]`` are :func:`job_cost` dicts;
-    ``merge_seconds[(run, pool)]`` the merge job's seconds; ``shared_splits[run]`` the splits of shared
+    ``merge_seconds[(run, pool, task)]`` or ``[(run, pool)]`` the merge job's seconds (per task where the
+    merge chose its weights on the task's dev split, else once per pool); ``shared_splits[run]`` the splits of shared
     generations the run reads ([] for none); ``routers`` the rows of
     :func:`mocoflow.analysis.routing.router_metrics` (joined on run, pool, task)."""
     rows = []
@@ -124,7 +125,7 @@ def efficiency_table(
                         if k != "training_seconds"
                     },
                 )
-        merge = merge_seconds.get((r["run"], r["pool"]), 0.0)
+        merge = merge_seconds.get((r["run"], r["pool"], r["task"]), merge_seconds.get((r["run"], r["pool"]), 0.0))
         cost["training_seconds"] = cost.get("training_seconds", 0.0) + (0.0 if np.isnan(merge) else merge)
         rows.append(
             {
@@ -187,38 +188,55 @@ def efficiency_table(
     return df[COLUMNS].sort_values(["task", "pool", "kind", "run"]).reset_index(drop=True)
 
 
+Benchmarks = dict[tuple[str, ...], Path]
+BENCHMARK_DEPTHS = {"collaborate": (3,), "generate": (3,), "merge": (2, 3)}  # wildcards per job kind
+
+
+def index_benchmarks(paths: list[Path], root: Path) -> Benchmarks:
+    """The benchmark TSVs the analyze rule declares, by job: ``root/collaborate/{run}/{pool}/{task}.tsv`` ->
+    ``("collaborate", run, pool, task)``; ``generate/{model}/{task}/{split}``; ``merge/{run}/{pool}`` (a merge
+    built once per pool) and ``merge/{run}/{pool}/{task}`` (a merge that chose its weights on the task's dev
+    split). Only these files are read: a benchmark nobody declared cannot change a table."""
+    out: Benchmarks = {}
+    for path in map(Path, paths):
+        try:
+            parts = path.relative_to(root).with_suffix("").parts
+        except ValueError:
+            raise ValueError(f"benchmark {path} is not under {root}") from None
+        if not parts or len(parts) - 1 not in BENCHMARK_DEPTHS.get(parts[0], ()):
+            raise ValueError(f"benchmark {path}: expected {root}/<collaborate|generate|merge>/<wildcards>.tsv")
+        out[parts] = path
+    return out
+
+
+def _bench_seconds(benchmarks: Benchmarks, key: tuple[str, ...]) -> float:
+    path = benchmarks.get(key)
+    return read_benchmark_seconds(path) if path is not None else float("nan")
+
+
 def load_run_jobs(
-    usage_paths: list[Path], bench_dir: Path | None
+    usage_paths: list[Path], benchmarks: Benchmarks
 ) -> dict[tuple[str, str, str], dict[str, float]]:
-    """``.../runs/{run}/{pool}/{task}/usage.json`` (+ ``{bench_dir}/collaborate/{run}/{pool}/{task}.tsv``)."""
+    """``.../runs/{run}/{pool}/{task}/usage.json`` (+ the declared ``collaborate/{run}/{pool}/{task}`` benchmark)."""
     out = {}
     for p in map(Path, usage_paths):
         run, pool, task = p.parts[-4:-1]
-        bench = (
-            read_benchmark_seconds(bench_dir / "collaborate" / run / pool / f"{task}.tsv")
-            if bench_dir
-            else float("nan")
-        )
-        out[(run, pool, task)] = job_cost(read_json(p), bench)
+        out[(run, pool, task)] = job_cost(read_json(p), _bench_seconds(benchmarks, ("collaborate", run, pool, task)))
     return out
 
 
 def load_gen_jobs(
-    usage_paths: list[Path], bench_dir: Path | None
+    usage_paths: list[Path], benchmarks: Benchmarks
 ) -> dict[tuple[str, str, str], dict[str, float]]:
-    """``.../generations/{model}/{task}/{split}.usage.json`` (+
-    ``{bench_dir}/generate/{model}/{task}/{split}.tsv``). FLOPs count the tokens of every generation in the
-    ``{split}.jsonl`` beside the usage file, cached or not: a response-cache hit (e.g. a task whose items are a
-    subset of another's) must not make a model's answers look free."""
+    """``.../generations/{model}/{task}/{split}.usage.json`` (+ the declared ``generate/{model}/{task}/{split}``
+    benchmark). FLOPs count the tokens of every generation in the ``{split}.jsonl`` beside the usage file, cached
+    or not: a response-cache hit (e.g. a task whose items are a subset of another's) must not make a model's
+    answers look free."""
     out = {}
     for p in map(Path, usage_paths):
         model, task = p.parts[-3:-1]
         split = p.name.removesuffix(".usage.json")
-        bench = (
-            read_benchmark_seconds(bench_dir / "generate" / model / task / f"{split}.tsv")
-            if bench_dir
-            else float("nan")
-        )
+        bench = _bench_seconds(benchmarks, ("generate", model, task, split))
         records = p.with_name(f"{split}.jsonl")
         tokens = (
             float(sum(int(r.get("prompt_tokens") or 0) + int(r.get("generated_tokens") or 0)
@@ -230,13 +248,13 @@ def load_gen_jobs(
     return out
 
 
-def load_merge_seconds(bench_dir: Path | None, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], float]:
-    """Seconds of ``{bench_dir}/merge/{run}/{pool}.tsv`` for each (run, pool) that has one."""
-    if bench_dir is None:
-        return {}
+def load_merge_seconds(benchmarks: Benchmarks) -> dict[tuple[str, ...], float]:
+    """Seconds of every declared merge benchmark: ``(run, pool)`` for a merge built once per pool,
+    ``(run, pool, task)`` for one that chose its weights on the task's dev split."""
     out = {}
-    for run, pool in pairs:
-        s = read_benchmark_seconds(bench_dir / "merge" / run / f"{pool}.tsv")
-        if not np.isnan(s):
-            out[(run, pool)] = s
+    for key, path in benchmarks.items():
+        if key[0] == "merge":
+            s = read_benchmark_seconds(path)
+            if not np.isnan(s):
+                out[key[1:]] = s
     return out

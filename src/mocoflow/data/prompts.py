@@ -5,6 +5,11 @@ Styles:
   - ``cot``: same, but asks for brief step-by-step reasoning before the final answer line
     (multiple_choice, exact_match, f1_match only; other types are as ``default``).
 
+A task's style (``tasks.<name>.prompt_style``) reaches every prompt through its items: the stages that build
+prompts (generate, collaborate, merge) mark the items they read with :func:`with_prompt_style`, and
+:func:`build_prompt` without an explicit style reads ``metadata["prompt_style"]`` (default ``default``), so
+methods building their own prompts around the question show it as the shared generations did.
+
 The answer-format instructions are part of the scoring contract: multiple_choice answers end with
 ``Answer: <letter>``, exact_match and f1_match with ``Answer: <answer>``, coding answers are one
 ```` ```python ```` block defining the entry point.
@@ -12,6 +17,7 @@ The answer-format instructions are part of the scoring contract: multiple_choice
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Final
 
@@ -78,8 +84,23 @@ _BUILDERS: dict[str, Callable[[Item, str], str]] = {
 }
 
 
-def build_prompt(item: Item, style: str = "default") -> str:
-    """The user message for ``item`` in ``style`` (one of :data:`STYLES`)."""
+def with_prompt_style(items: list[Item], style: str) -> list[Item]:
+    """``items`` marked with their task's prompt ``style`` (unchanged for ``default``)."""
+    check_style(style)
+    if style == "default":
+        return items
+    return [dataclasses.replace(i, metadata={**i.metadata, "prompt_style": style}) for i in items]
+
+
+def check_style(style: str) -> None:
     if style not in STYLES:
         raise ValueError(f"unknown prompt style {style!r}; valid styles: {', '.join(STYLES)}")
+
+
+def build_prompt(item: Item, style: str | None = None) -> str:
+    """The user message for ``item`` in ``style`` (one of :data:`STYLES`; None: the item's
+    ``metadata["prompt_style"]``, else ``default``)."""
+    if style is None:
+        style = str(item.metadata.get("prompt_style", "default"))
+    check_style(style)
     return _BUILDERS[item.task_type](item, style)

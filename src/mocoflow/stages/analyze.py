@@ -1,4 +1,5 @@
-"""Build the study's tables from score files, usage JSONs and benchmark files.
+"""Build the study's tables from score files, usage JSONs, decisions and benchmark files (every file it reads
+is an argument, so the rule declares it as an input).
 
 Writes ``main.csv`` (+ ``main.md``, ``main.tex``), ``win_share.csv``, ``singles.csv``, ``emergence.csv``,
 ``scaling.csv``, ``scaling_pools.csv`` and ``efficiency.csv``; see ``mocoflow.analysis`` for their
@@ -67,8 +68,13 @@ def main(argv: list[str] | None = None) -> None:
         help="results/generations/{model}/{task}/{split}.usage.json",
     )
     p.add_argument(
-        "--bench-dir", type=Path, default=None, help="results/benchmarks (Snakemake benchmark TSVs)"
+        "--benchmarks",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="the Snakemake benchmark TSVs of the collaborate, generate and merge jobs (only these are read)",
     )
+    p.add_argument("--bench-dir", type=Path, default=Path("results/benchmarks"), help="their root folder")
     p.add_argument(
         "--params",
         type=json_arg,
@@ -123,10 +129,10 @@ def main(argv: list[str] | None = None) -> None:
             write_csv(scaling_table(runs, singles, rows, pools, **boot), args.scaling)
         log.info("scaling: %d (run, pool, task) rows", len(rows))
     if args.efficiency:
-        run_jobs = eff.load_run_jobs(args.run_usage, args.bench_dir)
-        gen_jobs = eff.load_gen_jobs(args.gen_usage, args.bench_dir)
-        pairs = sorted({(r, p) for r, p, _ in run_jobs})
-        merges = eff.load_merge_seconds(args.bench_dir, pairs)
+        benchmarks = eff.index_benchmarks(args.benchmarks, args.bench_dir)
+        run_jobs = eff.load_run_jobs(args.run_usage, benchmarks)
+        gen_jobs = eff.load_gen_jobs(args.gen_usage, benchmarks)
+        merges = eff.load_merge_seconds(benchmarks)
         routers = router_metrics(runs, singles_table, pools, router_runs(decisions))
         e = eff.efficiency_table(
             table, singles_table, pools, run_jobs, gen_jobs, merges, prm.get("shared_splits", {}), routers

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mocoflow.data.prompts import with_prompt_style
 from mocoflow.data.schema import Item
 from mocoflow.engines.base import DecodingConfig, Usage
 from mocoflow.engines.loader import make_engine
@@ -52,6 +53,12 @@ def generations_for_seed(seeded: dict[int, Generations], seed: int) -> Generatio
     raise ValueError(f"shared generations have seeds {sorted(seeded)}, not the run's seed {seed}")
 
 
+def read_splits(paths: dict[str, Path], prompt_style: str = "default") -> dict[str, list[Item]]:
+    """The task's items per split, marked with the task's prompt style (every prompt built from them shows
+    it: :func:`mocoflow.data.prompts.with_prompt_style`)."""
+    return {split: with_prompt_style(read_items(path), prompt_style) for split, path in paths.items()}
+
+
 def method_items(method: Method, split_items: dict[str, list[Item]]) -> dict[str, list[Item]]:
     """The items a method may see: the dev split as it is, the test split without gold unless the method
     needs it (``Need.TEST_GOLD``)."""
@@ -75,7 +82,7 @@ def collaborate(params: dict[str, Any], cards: list[Path], items: dict[str, Path
                                                       cache_dir=cache_dir, device=device))
     decoding = DecodingConfig.from_dict(params["decoding"])
     seeds = job_seeds(params, decoding.seed)
-    split_items = method_items(method, {split: read_items(path) for split, path in items.items()})
+    split_items = method_items(method, read_splits(items, params.get("prompt_style", "default")))
     test_ids = [i.id for i in split_items["test"]]
     generations = load_generations(gens)
     merged = ModelRef.from_card(merged_card) if merged_card else None

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mocoflow.data.prompts import build_prompt
+from mocoflow.data.prompts import build_prompt, with_prompt_style
 from mocoflow.engines.base import DecodingConfig
 from mocoflow.engines.loader import make_engine
 from mocoflow.io import write_json, write_jsonl
@@ -19,11 +19,11 @@ log = logging.getLogger("mocoflow.generate")
 
 def generate(card: Path, items_path: Path, out: Path, usage_path: Path, params: dict[str, Any]) -> None:
     ref = ModelRef.from_card(card, params.get("model_spec"))
-    items = read_items(items_path)
+    items = with_prompt_style(read_items(items_path), params.get("prompt_style", "default"))
     decoding = DecodingConfig.from_dict(params["decoding"])
     engine = make_engine(ref.name, {**ref.spec, "path": ref.path}, cache_dir=Path(params["cache_dir"]),
                          device=params.get("device", "auto"))
-    prompts = [build_prompt(item, params.get("prompt_style", "default")) for item in items]
+    prompts = [build_prompt(item) for item in items]
     seeds = job_seeds(params, decoding.seed)
     label = f"{ref.name} on {items_path.parent.name}/{items_path.stem}"
     rows = []

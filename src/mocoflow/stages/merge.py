@@ -10,10 +10,11 @@ import logging
 import time
 from pathlib import Path
 
+from mocoflow.data.prompts import with_prompt_style
 from mocoflow.methods import METHODS
 from mocoflow.methods.base import MergeContext, MergeMethod, MethodError
 from mocoflow.models import ModelRef, make_card, write_card
-from mocoflow.stages.common import json_arg, parser, setup_logging
+from mocoflow.stages.common import json_arg, parser, read_items, setup_logging
 
 log = logging.getLogger("mocoflow.merge")
 
@@ -22,14 +23,14 @@ def merge_context(params: dict, dev: Path | None) -> MergeContext:
     """Dev items, decoding and an uncached engine factory for merges that evaluate candidates on dev."""
     from mocoflow.engines.base import DecodingConfig
     from mocoflow.engines.loader import make_engine
-    from mocoflow.stages.common import read_items
 
     device = params.get("device", "auto")
     decoding = DecodingConfig.from_dict(params.get("decoding"))
-    return MergeContext(dev_items=read_items(dev) if dev else [], decoding=decoding,
+    dev_items = with_prompt_style(read_items(dev), params.get("prompt_style", "default")) if dev else []
+    return MergeContext(dev_items=dev_items, decoding=decoding,
                         engine_factory=lambda path: make_engine("merge-candidate", {"path": str(path)},
                                                                 cache_dir=None, device=device),
-                        seed=int(params.get("seed", decoding.seed)))
+                        seed=decoding.seed)
 
 
 def merge(cards: list[Path], card_out: Path, params: dict, dev: Path | None = None) -> dict:
