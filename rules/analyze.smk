@@ -80,11 +80,10 @@ rule analyze:
         gpu=0,
     params:
         spec=analysis_spec(),
-        bench_dir=f"{RESULTS}/benchmarks",
     shell:
         "python -m mocoflow.stages.analyze --singles {input.singles} --runs {input.runs}"
         " --run-usage {input.run_usage} --decisions {input.decisions} --gen-usage {input.gen_usage}"
-        " --benchmarks {input.benchmarks} --bench-dir {params.bench_dir}"
+        " --benchmarks {input.benchmarks}"
         " --params {params.spec:q} --main {output.main} --main-md {output.main_md} --main-tex {output.main_tex}"
         " --win-share {output.win_share} --singles-out {output.singles} --emergence {output.emergence}"
         " --scaling {output.scaling} --scaling-pools {output.scaling_pools} --efficiency {output.efficiency}"

@@ -192,9 +192,9 @@ def analysis_benchmarks():
         for u in generation_usage()
     ]
     merges = {
-        merged_card(r)
-        .replace(f"{RESULTS}/merged/", f"{RESULTS}/benchmarks/merge/", 1)
-        .removesuffix("/card.json")
+        os.path.dirname(merged_card(r)).replace(
+            f"{RESULTS}/merged/", f"{RESULTS}/benchmarks/merge/", 1
+        )
         + ".tsv"
         for r in RUNS
         if Need.MERGED_MODEL in needs(r.run)

@@ -189,23 +189,22 @@ def efficiency_table(
 
 
 Benchmarks = dict[tuple[str, ...], Path]
-BENCHMARK_DEPTHS = {"collaborate": (3,), "generate": (3,), "merge": (2, 3)}  # wildcards per job kind
-
-
-def index_benchmarks(paths: list[Path], root: Path) -> Benchmarks:
-    """The benchmark TSVs the analyze rule declares, by job: ``root/collaborate/{run}/{pool}/{task}.tsv`` ->
-    ``("collaborate", run, pool, task)``; ``generate/{model}/{task}/{split}``; ``merge/{run}/{pool}`` (a merge
-    built once per pool) and ``merge/{run}/{pool}/{task}`` (a merge that chose its weights on the task's dev
-    split). Only these files are read: a benchmark nobody declared cannot change a table."""
+def index_benchmarks(paths: list[Path]) -> Benchmarks:
+    """The benchmark TSVs the analyze rule declares, by job, from their place under the benchmarks folder:
+    ``collaborate/{run}/{pool}/{task}.tsv`` -> ``("collaborate", run, pool, task)``;
+    ``generate/{model}/{task}/{split}``; ``merge/{run}/{pool}/{task}`` (a merge that chose its weights on the
+    task's dev split) and ``merge/{run}/{pool}`` (a merge built once per pool). Only these files are read: a
+    benchmark nobody declared cannot change a table."""
     out: Benchmarks = {}
     for path in map(Path, paths):
-        try:
-            parts = path.relative_to(root).with_suffix("").parts
-        except ValueError:
-            raise ValueError(f"benchmark {path} is not under {root}") from None
-        if not parts or len(parts) - 1 not in BENCHMARK_DEPTHS.get(parts[0], ()):
-            raise ValueError(f"benchmark {path}: expected {root}/<collaborate|generate|merge>/<wildcards>.tsv")
-        out[parts] = path
+        parts = path.with_suffix("").parts
+        if len(parts) >= 4 and parts[-4] in ("collaborate", "generate", "merge"):
+            key = parts[-4:]
+        elif len(parts) >= 3 and parts[-3] == "merge":
+            key = parts[-3:]
+        else:
+            raise ValueError(f"benchmark {path}: expected .../<collaborate|generate|merge>/<wildcards>.tsv")
+        out[key] = path
     return out
 
 

@@ -74,7 +74,6 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         help="the Snakemake benchmark TSVs of the collaborate, generate and merge jobs (only these are read)",
     )
-    p.add_argument("--bench-dir", type=Path, default=Path("results/benchmarks"), help="their root folder")
     p.add_argument(
         "--params",
         type=json_arg,
@@ -129,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
             write_csv(scaling_table(runs, singles, rows, pools, **boot), args.scaling)
         log.info("scaling: %d (run, pool, task) rows", len(rows))
     if args.efficiency:
-        benchmarks = eff.index_benchmarks(args.benchmarks, args.bench_dir)
+        benchmarks = eff.index_benchmarks(args.benchmarks)
         run_jobs = eff.load_run_jobs(args.run_usage, benchmarks)
         gen_jobs = eff.load_gen_jobs(args.gen_usage, benchmarks)
         merges = eff.load_merge_seconds(benchmarks)
