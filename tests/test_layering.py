@@ -282,6 +282,9 @@ def test_violations_are_recognised():
 
 
 def test_function_level_imports_are_edges(tmp_path: Path):
-    src = SRC / PACKAGE / "methods" / "api" / "_shared.py"
-    internal, _ = _imports(src, "mocoflow.methods.api._shared")
-    assert "mocoflow.engines.loader" in internal  # imported inside Cursor.__init__
+    module = tmp_path / "mod.py"
+    module.write_text("import json\n\ndef f():\n    from mocoflow.training import merging\n"
+                      "    import mocoflow.io\n    from mocoflow.methods.common import prompts_for\n")
+    internal, external = _imports(module, "mocoflow.methods.weight.x")
+    assert internal == {"mocoflow.training.merging", "mocoflow.io", "mocoflow.methods.common"}
+    assert external == {"json"}
