@@ -22,7 +22,8 @@ from typing import Any
 
 from mocoflow.data.prompts import build_prompt
 from mocoflow.data.schema import Item
-from mocoflow.methods.base import RunContext
+from mocoflow.methods.base import MethodError, RunContext
+from mocoflow.models import ModelRef
 
 
 def score_output(item: Item, output: str) -> bool:
@@ -53,6 +54,14 @@ def best_on_dev(ctx: RunContext) -> str:
 
 def _index(ctx: RunContext, name: str) -> int:
     return [ref.name for ref in ctx.pool].index(name)
+
+
+def pool_member(pool: list[ModelRef], name: str, what: str = "model") -> ModelRef:
+    """The pool model called ``name``; ``what`` names its role in the error (e.g. "expo: base")."""
+    for ref in pool:
+        if ref.name == name:
+            return ref
+    raise MethodError(f"{what} {name!r} is not in the pool ({', '.join(r.name for r in pool)})")
 
 
 def prompts_for(items: list[Item]) -> list[str]:

@@ -33,8 +33,8 @@ import numpy as np
 
 from mocoflow.data.schema import Item
 from mocoflow.methods.base import MethodError, RunContext, prediction
-from mocoflow.methods.common import dev_accuracy, reliance_from_counts, reused_costs
-from mocoflow.models import card_weights
+from mocoflow.methods.common import dev_accuracy, pool_member, reliance_from_counts, reused_costs
+from mocoflow.models import ModelRef, card_weights
 
 log = logging.getLogger(__name__)
 
@@ -227,12 +227,9 @@ def chunks(n: int, size: int) -> list[range]:
 # -- pool models --------------------------------------------------------------------------------------
 
 
-def pool_ref(ctx: RunContext, name: str | None, default: str) -> Any:
-    wanted = name or default
-    for ref in ctx.pool:
-        if ref.name == wanted:
-            return ref
-    raise MethodError(f"model {wanted!r} is not in pool {ctx.pool_name!r}: {[r.name for r in ctx.pool]}")
+def pool_ref(ctx: RunContext, name: str | None, default: str) -> ModelRef:
+    """The pool model ``name``, or ``default`` when no name is configured."""
+    return pool_member(ctx.pool, name or default)
 
 
 def by_size(ctx: RunContext) -> list[str]:

@@ -31,13 +31,13 @@ from typing import Any
 from mocoflow.data.prompts import build_prompt
 from mocoflow.data.schema import Item
 from mocoflow.engines.base import DecodingConfig, Engine, Generation
-from mocoflow.methods.base import MethodError, RunContext
-from mocoflow.methods.common import answer_key, dev_accuracy, reliance_from_counts
+from mocoflow.methods.base import RunContext
+from mocoflow.methods.common import answer_key, dev_accuracy, pool_member, reliance_from_counts
 from mocoflow.models import ModelRef
 
 __all__ = ["FINAL_LINE", "Ledger", "answer_key", "best_model", "candidates_prompt", "clip", "decide_winners",
            "dev_priority", "exchange_round", "final_vote", "generate_by_model", "judge_prompt",
-           "pairwise_preferences", "peers_block", "record_training", "ref_by_name", "refine_prompt", "round0",
+           "pairwise_preferences", "peers_block", "record_training", "refine_prompt", "round0",
            "vote_index", "with_seed"]
 
 log = logging.getLogger("mocoflow.methods.text")
@@ -73,16 +73,6 @@ class Ledger:
 
 # -- pool helpers -----------------------------------------------------------------------------------------
 
-def ref_by_name(ctx: RunContext, name: str | None) -> ModelRef | None:
-    if name is None:
-        return None
-    for ref in ctx.pool:
-        if ref.name == name:
-            return ref
-    raise MethodError(f"{ctx.run}: model {name!r} is not in pool {ctx.pool_name!r} "
-                      f"({', '.join(r.name for r in ctx.pool)})")
-
-
 def round0(ctx: RunContext, split: str, items: list[Item], ledger: Ledger | None = None
            ) -> dict[str, list[str]]:
     """Every pool model's shared generation per item (never regenerated); costs go to ``ledger``."""
@@ -105,9 +95,7 @@ def dev_priority(ctx: RunContext) -> dict[str, tuple[float, int]]:
 def best_model(ctx: RunContext, name: str | None = None) -> ModelRef:
     """``name`` if given, else the pool's best model on dev (ties: earlier in pool order)."""
     if name is not None:
-        ref = ref_by_name(ctx, name)
-        assert ref is not None
-        return ref
+        return pool_member(ctx.pool, name, f"{ctx.run}: model")
     prio = dev_priority(ctx)
     return max(ctx.pool, key=lambda r: prio[r.name])
 

@@ -12,24 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from mocoflow.methods.base import MergeContext, MethodError
-from mocoflow.methods.common import prompts_for, reliance_from_weights, score_output
+from mocoflow.methods.common import pool_member, prompts_for, reliance_from_weights, score_output
 from mocoflow.models import ModelRef
 
 log = logging.getLogger(__name__)
-
-
-def ref_by_name(pool: list[ModelRef], name: str, method: str, role: str) -> ModelRef:
-    for ref in pool:
-        if ref.name == name:
-            return ref
-    raise MethodError(f"{method}: {role} {name!r} is not in the pool {[r.name for r in pool]}")
 
 
 def base_and_others(pool: list[ModelRef], base: str | None, method: str) -> tuple[ModelRef, list[ModelRef]]:
     """The base model (named, or the first pool model) and the other pool models, in pool order."""
     if len(pool) < 2:
         raise MethodError(f"{method} needs a base and at least one other model; pool has {len(pool)}")
-    b = ref_by_name(pool, base, method, "base") if base else pool[0]
+    b = pool_member(pool, base, f"{method}: base") if base else pool[0]
     return b, [r for r in pool if r.name != b.name]
 
 

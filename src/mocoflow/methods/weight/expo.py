@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, register
-from mocoflow.methods.weight.common import DevEvaluator, coefficient_reliance, record, ref_by_name
+from mocoflow.methods.common import pool_member
+from mocoflow.methods.weight.common import DevEvaluator, coefficient_reliance, record
 from mocoflow.models import ModelRef
 
 log = logging.getLogger(__name__)
@@ -50,15 +51,15 @@ class Expo(MergeMethod):
         if needs_dev:
             evaluator = DevEvaluator(self.merge_context(ctx), pool[0].path, p.max_dev_items)
         if p.weak and p.strong:
-            weak, strong = (ref_by_name(pool, p.weak, self.name, "weak"),
-                            ref_by_name(pool, p.strong, self.name, "strong"))
+            weak, strong = (pool_member(pool, p.weak, f"{self.name}: weak"),
+                            pool_member(pool, p.strong, f"{self.name}: strong"))
         else:
             assert evaluator is not None
             acc = {r.name: evaluator.accuracy(load_state(Path(r.path))) for r in pool}
             order = sorted(range(len(pool)), key=lambda i: (-acc[pool[i].name], i))
-            strong = ref_by_name(pool, p.strong, self.name, "strong") if p.strong else pool[order[0]]
+            strong = pool_member(pool, p.strong, f"{self.name}: strong") if p.strong else pool[order[0]]
             rest = [i for i in order if pool[i].name != strong.name]
-            weak = ref_by_name(pool, p.weak, self.name, "weak") if p.weak else pool[rest[-1]]
+            weak = pool_member(pool, p.weak, f"{self.name}: weak") if p.weak else pool[rest[-1]]
             log.info("expo: dev accuracy %s -> strong %s, weak %s", acc, strong.name, weak.name)
         if weak.name == strong.name:
             raise MethodError(f"{self.name}: weak and strong are the same model {weak.name!r}")
