@@ -21,6 +21,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mocoflow.engines.base import DecodingConfig, Engine, Generation, Usage
 
@@ -160,6 +161,26 @@ def build_tiny_model(out_dir: str | os.PathLike[str], *, arch: str = "gpt2", see
     return out
 
 
+def _fit_and_save(model: Any, path: Path, ids: Any, mask: Any, labels: Any, *, steps: int, lr: float,
+                  seed: int) -> Path:
+    """``steps`` full-batch Adam steps (seeded) on the labelled tokens; the weights are saved in place."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.train()
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        for _ in range(steps):
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    log.debug("trained %s for %d steps, final loss %.3f", path, steps, loss.item())
+    model.save_pretrained(str(path), safe_serialization=True)
+    return path
+
+
 def train_tiny_model_briefly(model_dir: str | os.PathLike[str], texts: list[str], steps: int = 30, *,
                              lr: float = 1e-2, seed: int = 0, prompt: str | None = None) -> Path:
     """Train the model in ``model_dir`` for ``steps`` Adam steps on ``texts`` (saved in place).
@@ -192,19 +213,7 @@ def train_tiny_model_briefly(model_dir: str | os.PathLike[str], texts: list[str]
         ids[i, :len(e)] = torch.tensor(e)
         mask[i, :len(e)] = 1
     labels = ids.masked_fill(mask == 0, -100)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model.train()
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        for _ in range(steps):
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
-    log.debug("trained %s for %d steps, final loss %.3f", path, steps, loss.item())
-    model.save_pretrained(str(path), safe_serialization=True)
-    return path
+    return _fit_and_save(model, path, ids, mask, labels, steps=steps, lr=lr, seed=seed)
 
 
 def train_tiny_model_on_pairs(model_dir: str | os.PathLike[str], pairs: list[tuple[str, str]], steps: int = 40,
@@ -235,19 +244,7 @@ def train_tiny_model_on_pairs(model_dir: str | os.PathLike[str], pairs: list[tup
         ids[i, :len(r)] = torch.tensor(r)
         mask[i, :len(r)] = 1
         labels[i, start:len(r)] = torch.tensor(r[start:])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model.train()
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        for _ in range(steps):
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
-    log.debug("trained %s on %d pairs for %d steps, final loss %.3f", path, len(pairs), steps, loss.item())
-    model.save_pretrained(str(path), safe_serialization=True)
-    return path
+    return _fit_and_save(model, path, ids, mask, labels, steps=steps, lr=lr, seed=seed)
 
 
 def build_tiny_sentence_transformer(out_dir: str | os.PathLike[str], words: list[str], *, seed: int = 0,
