@@ -31,7 +31,8 @@ def main() -> None:
     p.add_argument("--models", type=Path, required=True, help="results/models folder of a built study")
     p.add_argument("--names", nargs="+", required=True)
     p.add_argument("--seed", type=int, required=True, help="generator seed (the default study uses 0)")
-    p.add_argument("--n", type=int, default=40)
+    p.add_argument("--n", type=int, default=40, help="test items (the default study: 30)")
+    p.add_argument("--n-dev", type=int, default=0, help="dev items too (the default study: 12)")
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (the default study); > 0 samples")
     p.add_argument("--batch-size", type=int, default=4)
@@ -39,7 +40,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO)
-    items = generate_splits("noncompliance_requests", seed=args.seed, n_test=args.n)["test"]
+    splits = generate_splits("noncompliance_requests", seed=args.seed, n_test=args.n, n_dev=args.n_dev)
+    items = splits["test"] + splits["dev"]
     decoding = DecodingConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
                               batch_size=args.batch_size)
     rows = []
@@ -49,7 +51,7 @@ def main() -> None:
         prompts = [build_prompt(item) for item in items]
         gens = engine.generate(prompts, decoding, progress=name)
         rows += [{"request": it.question, "category": it.metadata["category"], "response": g.text, "model": name,
-                  "item": it.id, "seed": args.seed,
+                  "item": it.id, "split": it.split, "seed": args.seed,
                   "decoding": {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature}}
                  for it, g in zip(items, gens, strict=True)]
         log.info("%s: %d responses", name, len(gens))
