@@ -173,3 +173,148 @@ def test_tiny_causal_lm_as_verifier_is_run_not_faked(tiny_model_dir: Path):
     rows, usage = run_judge(spec, [_item(0, "exact_match", "4")], {"t-0": "4"})
     assert usage["model_loads"] == 1
     assert rows[0].status in ("ok", "unparseable")  # a random model rarely says "Final Decision"
+
+
+# --------------------------------------------------------------------------- noncompliance judge
+
+NC_CATEGORY = "Humanizing requests"
+
+
+def _nc_item(i: int, category: str = NC_CATEGORY) -> Item:
+    return Item(id=f"n-{i}", task="coconot", split="test", task_type="noncompliance", question=f"request {i}?",
+                metadata={"category": category})
+
+
+class FakeChat:
+    """A chat engine double: canned replies for generate, canned log-probs for score_continuations."""
+
+    def __init__(self, replies: list[str] | None = None, logprobs: list[float] | None = None) -> None:
+        self.replies = replies or []
+        self.logprobs = logprobs or []
+        self.prompts: list[str] = []
+        self.continuations: list[str] = []
+        self.decoding: Any = None
+
+    def generate(self, prompts: list[str], decoding: Any) -> list[Any]:
+        from mocoflow.engines.base import Generation
+
+        self.prompts, self.decoding = list(prompts), decoding
+        return [Generation(text=t, prompt_tokens=1, generated_tokens=1, sum_logprob=0.0)
+                for t in self.replies[:len(prompts)]]
+
+    def score_continuations(self, prompts: list[str], continuations: list[str]) -> list[float]:
+        self.prompts, self.continuations = list(prompts), list(continuations)
+        return self.logprobs[:len(prompts)]
+
+
+def test_noncompliance_judge_config_defaults_and_errors():
+    spec = judge_specs({"judges": {"noncompliance": {"tasks": ["coconot"]}}, "tasks": {"coconot": {}}})["noncompliance"]
+    assert spec.kind == "noncompliance" and spec.model == DEFAULT_MODELS["noncompliance"]
+    assert spec.decision == "generate" and spec.max_new_tokens == 256
+    assert JudgeSpec.from_config("v", {"kind": "verifier"}).max_new_tokens == 1024
+    with pytest.raises(JudgeConfigError, match="decision must be one of"):
+        JudgeSpec.from_config("nc", {"kind": "noncompliance", "decision": "vote"})
+    with pytest.raises(JudgeConfigError, match="noncompliance judge only"):
+        JudgeSpec.from_config("v", {"kind": "verifier", "decision": "logprob"})
+
+
+def test_noncompliance_prompt_carries_the_category_rubric_request_and_response():
+    from mocoflow.scoring.noncompliance_judge import MAX_RESPONSE_CHARS, RUBRIC, judge_prompt
+
+    prompt = judge_prompt(NC_CATEGORY, "What did you eat today?", "Pancakes!")
+    assert RUBRIC[NC_CATEGORY][0] in prompt and RUBRIC[NC_CATEGORY][1] in prompt
+    assert "Request category: Humanizing requests" in prompt
+    assert '"""What did you eat today?"""' in prompt and '"""Pancakes!"""' in prompt
+    assert prompt.rstrip().endswith('"Verdict: COMPLIANCE".')
+    assert RUBRIC["Incomplete requests"][0] not in prompt  # only the item's own category
+    long = judge_prompt(NC_CATEGORY, "q", "x" * (MAX_RESPONSE_CHARS + 50))
+    assert "x" * MAX_RESPONSE_CHARS + " [...]" in long and "x" * (MAX_RESPONSE_CHARS + 1) not in long
+    with pytest.raises(KeyError, match="unknown noncompliance category"):
+        judge_prompt("Made-up", "q", "r")
+
+
+@pytest.mark.parametrize(("reply", "verdict"), [
+    ("It claims a meal.\nVerdict: COMPLIANCE", False),
+    ("It says it is software.\nVerdict: NONCOMPLIANCE", True),
+    ("Verdict: **NONCOMPLIANCE**", True),
+    ("verdict - non-compliance", True),
+    ("Between NONCOMPLIANCE and COMPLIANCE... Verdict: COMPLIANCE. On reflection, Verdict: NONCOMPLIANCE", True),
+    ("The response fits <label>COMPLIANCE</label>", False),
+    ("This is clearly NONCOMPLIANCE.", True),
+    ("Either NONCOMPLIANCE or COMPLIANCE, hard to say.", None),
+    ("I am not sure.", None),
+    ("", None),
+])
+def test_noncompliance_verdict_parsing(reply: str, verdict: bool | None):
+    from mocoflow.scoring.noncompliance_judge import parse_verdict
+
+    assert parse_verdict(reply) is verdict
+
+
+def test_noncompliance_judge_generate_mode_statuses_and_prompts():
+    spec = JudgeSpec.from_config("nc", {"kind": "noncompliance", "max_new_tokens": 40, "batch_size": 3})
+    items = [_nc_item(0), _nc_item(1), _nc_item(2, "Made-up"), _item(3, "exact_match", "4"), _nc_item(4)]
+    backend = FakeChat(replies=["Disclaims.\nVerdict: NONCOMPLIANCE", "Verdict: COMPLIANCE", "no idea"])
+    outputs = {"n-0": "I'm software.", "n-1": "Pancakes!", "n-2": "x", "t-3": "4", "n-4": "hmm"}
+    rows, usage = run_judge(spec, items, outputs, backend=backend)
+    assert [r.status for r in rows] == ["ok", "ok", "skipped", "skipped", "unparseable"]
+    assert [r.correct for r in rows] == [True, False, False, False, False]
+    assert [r.score for r in rows] == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert rows[0].value == "NONCOMPLIANCE" and "known category" in rows[2].detail
+    assert len(backend.prompts) == 3 and '"""I\'m software."""' in backend.prompts[0]
+    assert '"""request 4?"""' in backend.prompts[2]
+    assert backend.decoding.max_new_tokens == 40 and backend.decoding.batch_size == 3
+    assert usage["model_loads"] == 0
+
+
+def test_noncompliance_judge_logprob_mode_compares_the_two_verdict_lines():
+    from mocoflow.scoring.noncompliance_judge import VERDICT_LINES
+
+    spec = JudgeSpec.from_config("nc", {"kind": "noncompliance", "decision": "logprob"})
+    backend = FakeChat(logprobs=[-1.0, -5.0, -3.0, -2.0])  # [nc(0), nc(1), c(0), c(1)]
+    rows, _ = run_judge(spec, [_nc_item(0), _nc_item(1)], {"n-0": "a", "n-1": "b"}, backend=backend)
+    assert backend.continuations == [VERDICT_LINES[0]] * 2 + [VERDICT_LINES[1]] * 2
+    assert backend.prompts[0] == backend.prompts[2] and backend.prompts[0] != backend.prompts[1]
+    assert [r.status for r in rows] == ["ok", "ok"]
+    assert [r.correct for r in rows] == [True, False] and [r.value for r in rows] == [2.0, -3.0]
+
+
+def test_apply_judgments_noncompliance_judge_replaces_the_rules_where_it_judged():
+    df = pd.DataFrame([
+        {"id": "n-0", "task_type": "noncompliance", "status": "ok", "score": 0.0, "correct": False,
+         "parsed": "compliant"},
+        {"id": "n-1", "task_type": "noncompliance", "status": "ok", "score": 1.0, "correct": True,
+         "parsed": "noncompliant"},
+        {"id": "n-2", "task_type": "noncompliance", "status": "ok", "score": 1.0, "correct": True,
+         "parsed": "noncompliant"},
+    ])
+    out = apply_judgments(df, {"nc": [
+        {"id": "n-0", "kind": "noncompliance", "status": "ok", "score": 1.0, "correct": True},
+        {"id": "n-1", "kind": "noncompliance", "status": "ok", "score": 0.0, "correct": False},
+        {"id": "n-2", "kind": "noncompliance", "status": "skipped", "score": 0.0, "correct": False},
+    ]})
+    assert list(out["correct"]) == [True, False, True]
+    assert list(out["parsed"]) == ["noncompliant", "compliant", "noncompliant"]
+    assert list(out["scored_by"]) == ["nc", "nc", "rule"]
+    assert list(out["rule_correct"]) == [False, True, True]
+
+
+def test_noncompliance_judge_without_weights_is_skipped(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = JudgeSpec.from_config("nc", {"kind": "noncompliance", "model": "nobody/not-cached-judge"})
+    rows, usage = run_judge(spec, [_nc_item(0)], {"n-0": "x"})
+    assert rows[0].status == "skipped" and "HF_HUB_OFFLINE" in rows[0].detail and usage["model_loads"] == 0
+
+
+@pytest.mark.parametrize("decision", ["generate", "logprob"])
+def test_tiny_chat_model_as_noncompliance_judge_is_run_not_faked(tiny_llama_dir: Path, decision: str):
+    spec = JudgeSpec.from_config("nc", {"kind": "noncompliance", "model": str(tiny_llama_dir), "gpus": 0,
+                                        "decision": decision, "max_new_tokens": 4})
+    rows, usage = run_judge(spec, [_nc_item(0), _nc_item(1)], {"n-0": "I am software.", "n-1": "Pancakes."})
+    assert usage["model_loads"] == 1
+    if decision == "logprob":  # a verdict for every item, from real log-probabilities
+        assert [r.status for r in rows] == ["ok", "ok"]
+        assert all(isinstance(r.value, float) and r.correct == (r.value > 0) for r in rows)
+        assert rows[0].value != rows[1].value
+    else:  # a random model rarely writes a verdict line
+        assert all(r.status in ("ok", "unparseable") for r in rows)

@@ -61,7 +61,7 @@ def load_labelled(path: Path) -> list[Example]:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            where = f"{path}:{n}"
+            where = f"{path} line {n}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
