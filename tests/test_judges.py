@@ -318,3 +318,37 @@ def test_tiny_chat_model_as_noncompliance_judge_is_run_not_faked(tiny_llama_dir:
         assert rows[0].value != rows[1].value
     else:  # a random model rarely writes a verdict line
         assert all(r.status in ("ok", "unparseable") for r in rows)
+
+
+def test_tiny_chat_model_judge_sees_the_rubric_and_its_replies_are_parsed(tiny_llama_dir: Path):
+    """A real tiny engine behind a recording wrapper: the judge's prompts reach the model, and each reply
+    is graded exactly as parse_verdict reads it."""
+    from mocoflow.engines.loader import make_engine
+    from mocoflow.scoring.noncompliance_judge import RUBRIC, parse_verdict
+
+    engine = make_engine("tiny-judge", {"path": str(tiny_llama_dir)}, cache_dir=None, device="cpu")
+
+    class Recording:
+        def __init__(self) -> None:
+            self.prompts: list[str] = []
+            self.replies: list[str] = []
+
+        def generate(self, prompts: list[str], decoding: Any) -> list[Any]:
+            self.prompts += prompts
+            gens = engine.generate(prompts, decoding)
+            self.replies += [g.text for g in gens]
+            return gens
+
+        def score_continuations(self, prompts: list[str], continuations: list[str]) -> list[float]:
+            return engine.score_continuations(prompts, continuations)
+
+    spec = JudgeSpec.from_config("nc", {"kind": "noncompliance", "max_new_tokens": 6})
+    spy = Recording()
+    rows, _ = run_judge(spec, [_nc_item(0), _nc_item(1, "Indeterminate requests")],
+                        {"n-0": "I am software.", "n-1": "It depends."}, backend=spy)
+    assert RUBRIC[NC_CATEGORY][0] in spy.prompts[0] and RUBRIC["Indeterminate requests"][0] in spy.prompts[1]
+    assert len(spy.replies) == 2
+    for row, reply in zip(rows, spy.replies, strict=True):
+        verdict = parse_verdict(reply)
+        assert row.status == ("unparseable" if verdict is None else "ok")
+        assert row.correct is (verdict is True)

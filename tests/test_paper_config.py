@@ -99,7 +99,7 @@ def test_config_validates(wired):
     cfg = _config()
     apply_scaling(cfg)
     study.validate(cfg)
-    assert set(judge_specs(cfg)) == {"reward", "verifier"}
+    assert set(judge_specs(cfg)) == {"reward", "verifier", "noncompliance"}
 
 
 def dry_run(tmp: Path, *extra: str) -> str:

@@ -190,22 +190,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--decision", choices=("generate", "logprob"), default="generate")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--limit", type=int, default=0, help="judge only the first N examples (0: all)")
+    p.add_argument("--split", choices=SPLITS, help="measure on this split only (default: all rows)")
+    p.add_argument("--limit", type=int, default=0, help="measure on the first N examples only (0: all)")
     p.add_argument("--errors", choices=("none", *SPLITS, "all"), default="none",
                    help="print the rules' disagreements on this split")
     p.add_argument("--json", type=Path, help="also write the table rows here")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    examples = load_labelled(args.labelled)
+    examples = [ex for ex in load_labelled(args.labelled) if args.split in (None, ex.split)]
+    examples = examples[:args.limit] if args.limit else examples
     scorers = {"rules": rules_verdicts(examples)}
     if args.judge_model:
-        judged = examples[:args.limit] if args.limit else examples
-        scorers[f"judge ({Path(args.judge_model).name}, {args.decision})"] = judge_verdicts(
-            judged, {"model": args.judge_model, "decision": args.decision, "gpus": 0,
-                     "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size})
-        if args.limit:
-            examples = judged
-    rows = [r for split in (None, "heldout") for r in table(examples, scorers, split)]
+        where = Path(args.judge_model)
+        name = where.parent.name if where.name == "weights" else where.name  # a study's results/models/X/weights
+        scorers[f"judge ({name}, {args.decision})"] = judge_verdicts(
+            examples, {"model": args.judge_model, "decision": args.decision, "gpus": 0,
+                       "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size})
+    splits = [args.split] if args.split else [None, "heldout"]
+    rows = [r for split in splits for r in table(examples, scorers, split)]
     print(markdown(rows))
     if args.errors != "none":
         for line in disagreements(examples, scorers["rules"],
