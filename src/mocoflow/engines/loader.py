@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,17 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "mer
                    "chat_template.json")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 _EDGE = 1 << 20  # bytes hashed at each end of a weight file
+
+
+@dataclass(frozen=True)
+class DerivedWeights:
+    """Weights computed in memory when the model loads, never stored: a merge recipe materialised, a LoRA
+    fine-tune merged into its base. The engine loads the spec's ``path`` (config, tokenizer and starting
+    weights) and passes the model to ``build``, which sets the weights and returns the model to use.
+    ``fingerprint`` names the result (the response cache's key), e.g. the hash of a merge recipe."""
+
+    fingerprint: str
+    build: Callable[[Any], Any]
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -181,10 +194,14 @@ def make_engine(name: str, spec: dict[str, Any], *, cache_dir: Path | None, devi
 
     spec keys: ``path`` (directory or hub id, required), ``backend`` ("transformers", default; "vllm": the
     optional vLLM engine, tensor-parallel over the model's ``gpus``), ``dtype`` ("auto", "float32",
-    "bfloat16", ...), ``allow_hub`` (default False)."""
+    "bfloat16", ...), ``allow_hub`` (default False), ``derived`` (a :class:`DerivedWeights`: weights built
+    in memory from ``path``; transformers only)."""
     backend = spec.get("backend", "transformers")
     if "path" not in spec:
         raise ValueError(f"model {name!r}: spec needs 'path'")
+    derived = spec.get("derived")
+    if derived is not None:  # in-memory weights live in this process: the transformers backend serves them
+        backend = "transformers"
     if backend == "vllm":
         from mocoflow.engines.vllm_engine import make_vllm_engine
 
@@ -196,5 +213,5 @@ def make_engine(name: str, spec: dict[str, Any], *, cache_dir: Path | None, devi
 
     cache = ResponseCache(Path(cache_dir)) if cache_dir is not None else None
     return TransformersEngine(name, spec["path"], device=device, dtype=spec.get("dtype", "auto"), cache=cache,
-                              local_files_only=not bool(spec.get("allow_hub", False)))
+                              local_files_only=not bool(spec.get("allow_hub", False)), derived=derived)
 

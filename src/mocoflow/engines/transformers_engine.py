@@ -45,6 +45,7 @@ import torch
 from mocoflow.engines.base import DecodingConfig, Engine, Generation, Usage
 from mocoflow.engines.cache import ResponseCache
 from mocoflow.engines.loader import (
+    DerivedWeights,
     encode_prompts,
     left_pad,
     load_model,
@@ -99,13 +100,15 @@ class TransformersEngine(Engine):
 
     def __init__(self, name: str, path: str | os.PathLike[str], *, device: str = "auto", dtype: Any = "auto",
                  cache: ResponseCache | None = None, local_files_only: bool = True,
-                 attn_implementation: str | None = None, prefix_sharing: bool = True) -> None:
+                 attn_implementation: str | None = None, prefix_sharing: bool = True,
+                 derived: DerivedWeights | None = None) -> None:
         self.name = name
+        self.derived = derived  # weights built in memory from ``path`` at load (fingerprint: the derivation's)
         self.prefix_sharing = prefix_sharing
         self.path = str(path)
         self.cache = cache
         self.usage = Usage()
-        self.fingerprint = model_fingerprint(path)
+        self.fingerprint = derived.fingerprint if derived is not None else model_fingerprint(path)
         self._load_args = {"device": resolve_device(device), "dtype": dtype, "local_files_only": local_files_only,
                            "attn_implementation": attn_implementation}
         self._loaded: tuple[Any, Any] | None = None
@@ -119,6 +122,8 @@ class TransformersEngine(Engine):
         if self._loaded is None:
             t0 = time.perf_counter()
             self._loaded = load_model(self.path, **self._load_args)
+            if self.derived is not None:
+                self._loaded = (self.derived.build(self._loaded[0]).eval(), self._loaded[1])
             self.usage.load_seconds += time.perf_counter() - t0
             self.usage.model_loads += 1
             self.usage.device = str(next(self._loaded[0].parameters()).device)
