@@ -1,5 +1,6 @@
 rule merge:
-    """Weight-level methods: build the merged model of one pool once (cached like any model)."""
+    """Weight-level methods: plan the merge of one pool once; the card holds its recipe (a few KB, no
+    weights), which the collaborate job materialises in memory."""
     input:
         cards=lambda wc: [
             f"{RESULTS}/models/{m}/card.json" for m in pool_members(wc.pool)
@@ -23,7 +24,8 @@ rule merge:
 
 
 rule merge_dev:
-    """Merges that evaluate candidates on the task's dev split (greedy soup, ExPO, swarms, LoraHub)."""
+    """Merges that evaluate candidates on the task's dev split (greedy soup, ExPO, swarms, LoraHub): one
+    recipe per pool and task (a few KB each)."""
     input:
         cards=lambda wc: [
             f"{RESULTS}/models/{m}/card.json" for m in pool_members(wc.pool)

@@ -52,7 +52,8 @@ def collaborate_inputs(wc):
 
 
 def merged_card(wc):
-    """Merges that choose weights on dev are per task; the others are built once per pool."""
+    """Merges that choose weights on dev are per task; the others are planned once per pool. Either card
+    holds a recipe, not weights."""
     if getattr(method_of(wc.run), "uses_dev", False):
         return f"{RESULTS}/merged/{wc.run}/{wc.pool}/{wc.task}/card.json"
     return f"{RESULTS}/merged/{wc.run}/{wc.pool}/card.json"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -45,8 +46,9 @@ def ref(name: str, path: Path, arch: str = "gpt2-x") -> ModelRef:
     return ModelRef(name=name, path=str(path), card={"architecture": arch, "tokenizer": "t"}, spec={})
 
 
-def merged(out: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(out / "model.safetensors"))
+def merged(method: Any, pool: list[ModelRef], ctx: MergeContext | None = None) -> dict[str, torch.Tensor]:
+    """The merged tensors ``method`` materialises from the plan it makes for ``pool``."""
+    return method.merged_state(pool, method.plan(pool, ctx))
 
 
 # ---- formulas on small tensors -------------------------------------------------------------------------
@@ -119,22 +121,22 @@ def test_ties_method_on_checkpoints(tmp_path: Path):
     a = fake_model(tmp_path / "a", {"w": torch.tensor([4.0, 0.0, 3.0, 1.5])})
     b = fake_model(tmp_path / "b", {"w": torch.tensor([-1.0, -3.0, 2.0, 2.5])})
     method = METHODS.get("ties")({"base": "base", "density": 0.5, "scale": 0.5})
-    out = method.merge([ref("a", a), ref("base", base), ref("b", b)], tmp_path / "out")
-    assert torch.allclose(merged(out)["w"], torch.tensor([2.5, -1.0, 2.0, 1.0]))
+    out = merged(method, [ref("a", a), ref("base", base), ref("b", b)])
+    assert torch.allclose(out["w"], torch.tensor([2.5, -1.0, 2.0, 1.0]))
 
 
 def test_dare_method_seeded_and_density_honoured(tmp_path: Path):
     base = fake_model(tmp_path / "base", {"w": torch.zeros(1000), "v": torch.zeros(10, 10)})
     a = fake_model(tmp_path / "a", {"w": torch.ones(1000), "v": torch.ones(10, 10)})
     pool = [ref("base", base), ref("a", a)]
-    m1 = merged(METHODS.get("dare")({"density": 0.3, "seed": 5}).merge(pool, tmp_path / "o1"))
-    m2 = merged(METHODS.get("dare")({"density": 0.3, "seed": 5}).merge(pool, tmp_path / "o2"))
-    m3 = merged(METHODS.get("dare")({"density": 0.3, "seed": 6}).merge(pool, tmp_path / "o3"))
+    m1 = merged(METHODS.get("dare")({"density": 0.3, "seed": 5}), pool)
+    m2 = merged(METHODS.get("dare")({"density": 0.3, "seed": 5}), pool)
+    m3 = merged(METHODS.get("dare")({"density": 0.3, "seed": 6}), pool)
     assert torch.equal(m1["w"], m2["w"]) and torch.equal(m1["v"], m2["v"])
     assert not torch.equal(m1["w"], m3["w"])
     assert int((m1["w"] != 0).sum()) == 300 and int((m1["v"] != 0).sum()) == 30
     assert torch.allclose(m1["w"][m1["w"] != 0], torch.full((300,), 1 / 0.3))
-    dt = merged(METHODS.get("dare_ties")({"density": 0.3, "seed": 5}).merge(pool, tmp_path / "o4"))
+    dt = merged(METHODS.get("dare_ties")({"density": 0.3, "seed": 5}), pool)
     assert torch.equal(dt["w"], m1["w"])  # one model: the disjoint mean is the dropped delta itself
 
 
@@ -142,7 +144,7 @@ def test_weight_methods_refuse_mixed_architectures_up_front(tmp_path: Path):
     pool = [ref("a", tmp_path / "nope-a", "gpt2-1"), ref("b", tmp_path / "nope-b", "llama-2")]
     for name in ("ties", "dare", "dare_ties", "expo", "greedy_soup", "model_swarms"):
         with pytest.raises(MethodError, match=f"{name} needs one architecture; pool has 2 different"):
-            METHODS.get(name)({}).merge(pool, tmp_path / "out")
+            METHODS.get(name)({}).plan(pool)
 
 
 def test_density_out_of_range_is_rejected():
@@ -191,29 +193,29 @@ def test_greedy_soup_keeps_ingredients_that_do_not_hurt_dev(tmp_path: Path):
     pool = scalar_pool(tmp_path, a=0.5, b=1.3, c=0.7)
     ctx = scalar_ctx((0.45, 0.75), (0.55, 0.8), (0.0, 0.3))
     # dev acc: a 1/3, b 0, c 2/3 -> order c, a, b. c+a = 0.6: 2/3 >= 2/3 kept; c+a+b = 0.833: 0 dropped
-    out = METHODS.get("greedy_soup")({}).merge(pool, tmp_path / "out", ctx)
-    assert torch.allclose(merged(out)["w"], torch.tensor([0.6]))
-    record = json.loads((out / "merge.json").read_text())
-    assert record["ingredients"] == ["c", "a"] and record["dev_accuracy"] == pytest.approx(2 / 3)
+    method = METHODS.get("greedy_soup")({})
+    plan = method.plan(pool, ctx)
+    assert torch.allclose(method.merged_state(pool, plan)["w"], torch.tensor([0.6]))
+    assert plan["ingredients"] == ["c", "a"] and ctx.decisions["dev_accuracy"] == pytest.approx(2 / 3)
 
 
 def test_greedy_soup_without_dev_is_refused(tmp_path: Path):
     pool = scalar_pool(tmp_path, a=0.5, b=0.7)
     with pytest.raises(MethodError, match="greedy_soup: this merge evaluates candidates on dev"):
-        METHODS.get("greedy_soup")({}).merge(pool, tmp_path / "out")
+        METHODS.get("greedy_soup")({}).plan(pool)
 
 
 def test_expo_picks_direction_and_alpha_on_dev(tmp_path: Path):
     pool = scalar_pool(tmp_path, strong=0.7, weak=0.5)
     ctx = scalar_ctx((0.45, 0.75), (0.55, 0.85))  # weak 1/2, strong 2/2
-    out = METHODS.get("expo")({"alpha": 0.5}).merge(pool, tmp_path / "o1", ctx)
-    assert torch.allclose(merged(out)["w"], torch.tensor([0.8]))  # 0.7 + 0.5 * (0.7 - 0.5)
+    out = merged(METHODS.get("expo")({"alpha": 0.5}), pool, ctx)
+    assert torch.allclose(out["w"], torch.tensor([0.8]))  # 0.7 + 0.5 * (0.7 - 0.5)
     # alpha chosen on dev: 2.0 -> 1.1 (0/2), 0.2 -> 0.74 (2/2)
-    out = METHODS.get("expo")({"alpha_candidates": [2.0, 0.2]}).merge(pool, tmp_path / "o2", ctx)
-    assert torch.allclose(merged(out)["w"], torch.tensor([0.74]))
+    out = merged(METHODS.get("expo")({"alpha_candidates": [2.0, 0.2]}), pool, ctx)
+    assert torch.allclose(out["w"], torch.tensor([0.74]))
     # named direction needs no dev
-    out = METHODS.get("expo")({"weak": "strong", "strong": "weak", "alpha": 1.0}).merge(pool, tmp_path / "o3")
-    assert torch.allclose(merged(out)["w"], torch.tensor([0.3]))
+    out = merged(METHODS.get("expo")({"weak": "strong", "strong": "weak", "alpha": 1.0}), pool)
+    assert torch.allclose(out["w"], torch.tensor([0.3]))
 
 
 def test_swarm_search_is_seeded_and_never_worse_than_the_experts():
@@ -234,11 +236,12 @@ def test_swarm_search_is_seeded_and_never_worse_than_the_experts():
 def test_model_swarms_merge_is_the_best_particle(tmp_path: Path):
     pool = scalar_pool(tmp_path, a=0.0, b=1.0)
     ctx = scalar_ctx((0.4, 0.6), (0.45, 0.9))  # both experts 0/2; the middle of the pool scores 2/2
-    out = METHODS.get("model_swarms")({"iterations": 4, "seed": 0}).merge(pool, tmp_path / "out", ctx)
-    record = json.loads((out / "merge.json").read_text())
-    c = record["coefficients"]
-    assert torch.allclose(merged(out)["w"], torch.tensor([c["a"] * 0.0 + c["b"] * 1.0]))
-    assert record["dev_accuracy"] >= 0.5 and record["history"][0]["fitness"][:2] == [0.0, 0.0]
+    method = METHODS.get("model_swarms")({"iterations": 4, "seed": 0})
+    plan = method.plan(pool, ctx)
+    c = ctx.decisions["coefficients"]
+    assert plan["coefficients"] == [c["a"], c["b"]]
+    assert torch.allclose(method.merged_state(pool, plan)["w"], torch.tensor([c["a"] * 0.0 + c["b"] * 1.0]))
+    assert plan["dev_accuracy"] >= 0.5 and plan["history"][0]["fitness"][:2] == [0.0, 0.0]
 
 
 # ---- LoraHub on a tiny Llama with random LoRA adapters -----------------------------------------------------
@@ -262,29 +265,27 @@ def test_lorahub_merges_the_weighted_adapters_by_hand(tmp_path: Path, tiny_llama
     pool = [ModelRef(n, str(tiny_llama_dir), {"adapter": str(a), "base": str(tiny_llama_dir)}, {})
             for n, a in (("s1", a1), ("s2", a2))]
     w = [0.7, -0.4]
-    out = METHODS.get("lorahub")({"weights": w}).merge(pool, tmp_path / "out")
+    out = merged(METHODS.get("lorahub")({"weights": w}), pool)
     key = "model.layers.0.self_attn.q_proj"
     s1, s2 = load_peft_weights(str(a1)), load_peft_weights(str(a2))
     pa, pb = f"base_model.model.{key}.lora_A.weight", f"base_model.model.{key}.lora_B.weight"
     la, lb = w[0] * s1[pa] + w[1] * s2[pa], w[0] * s1[pb] + w[1] * s2[pb]
     expected = load_file(str(tiny_llama_dir / "model.safetensors"))[f"{key}.weight"] + (4 / 2) * lb @ la
-    assert torch.allclose(merged(out)[f"{key}.weight"], expected, atol=1e-5)
-    assert (out / "tokenizer.json").exists()
+    assert torch.allclose(out[f"{key}.weight"], expected, atol=1e-5)
 
-    # the gradient-free search on dev: seeded, and its weights land in merge.json
+    # the gradient-free search on dev: seeded, and its weights land in the plan
     items = [Item(id=str(i), task="t", split="dev", task_type="exact_match", question=f"What is {i} + 1?",
                   gold=str(i + 1)) for i in range(3)]
     ctx = MergeContext(dev_items=items, seed=0)
-    r1 = METHODS.get("lorahub")({"budget": 4}).merge(pool, tmp_path / "o1", ctx)
-    r2 = METHODS.get("lorahub")({"budget": 4}).merge(pool, tmp_path / "o2", ctx)
-    w1, w2 = (json.loads((r / "merge.json").read_text())["weights"] for r in (r1, r2))
-    assert w1 == w2 and set(w1) == {"s1", "s2"}
+    p1 = METHODS.get("lorahub")({"budget": 4}).plan(pool, ctx)
+    p2 = METHODS.get("lorahub")({"budget": 4}).plan(pool, ctx)
+    assert p1["weights"] == p2["weights"] and p1["models"] == ["s1", "s2"]
 
 
 def test_lorahub_without_adapters_names_the_model(tmp_path: Path):
     pool = scalar_pool(tmp_path, plain=0.0)
     with pytest.raises(MethodError, match="lorahub needs LoRA adapters; model 'plain' has none"):
-        METHODS.get("lorahub")({"weights": [1.0]}).merge(pool, tmp_path / "out")
+        METHODS.get("lorahub")({"weights": [1.0]}).plan(pool)
 
 
 def test_merge_stage_passes_dev_to_greedy_soup_with_real_engines(tmp_path: Path, tiny_model_dir: Path):
@@ -308,10 +309,10 @@ def test_merge_stage_passes_dev_to_greedy_soup_with_real_engines(tmp_path: Path,
     params = {"run": "soup", "pool": "duo", "method": "greedy_soup", "method_params": {},
               "decoding": {"max_new_tokens": 5, "batch_size": 2}, "device": "cpu"}
     card = merge(cards, tmp_path / "merged" / "card.json", params, dev)
-    record = json.loads((Path(card["path"]) / "merge.json").read_text())
     # the trained model is right on dev, the random one is not: the soup starts from it (weights swapped)
-    assert record["history"][0] == {"model": "answer-a", "dev_accuracy": 1.0, "kept": True}
+    assert card["recipe"]["plan"]["history"][0] == {"model": "answer-a", "dev_accuracy": 1.0, "kept": True}
     assert card["merged_from"] == ["rand", "answer-a"]
+    assert sorted(p.name for p in (tmp_path / "merged").iterdir()) == ["card.json"]  # a recipe, no weights
 
 
 # ---- TIES: weighted sign election, whole-task-vector trim ------------------------------------------------------
@@ -333,9 +334,9 @@ def test_ties_trims_the_whole_task_vector_by_default(tmp_path: Path):
     base = fake_model(tmp_path / "base", {"w": torch.zeros(4), "v": torch.zeros(4)})
     a = fake_model(tmp_path / "a", {"w": torch.tensor([5.0, -6.0, 7.0, 8.0]), "v": torch.tensor([1.0, -2.0, 0.5, 0.1])})
     pool = [ref("base", base), ref("a", a)]
-    whole = merged(METHODS.get("ties")({"density": 0.5}).merge(pool, tmp_path / "o1"))
+    whole = merged(METHODS.get("ties")({"density": 0.5}), pool)
     assert torch.equal(whole["w"], torch.tensor([5.0, -6.0, 7.0, 8.0])) and torch.equal(whole["v"], torch.zeros(4))
-    per = merged(METHODS.get("ties")({"density": 0.5, "trim": "per_tensor"}).merge(pool, tmp_path / "o2"))
+    per = merged(METHODS.get("ties")({"density": 0.5, "trim": "per_tensor"}), pool)
     assert torch.equal(per["w"], torch.tensor([0.0, 0.0, 7.0, 8.0]))
     assert torch.equal(per["v"], torch.tensor([1.0, -2.0, 0.0, 0.0]))
     with pytest.raises(ValueError, match="trim"):
@@ -399,7 +400,7 @@ def test_lorahub_default_start_leaves_the_base(tmp_path: Path, tiny_llama_dir: P
                   gold=str(i + 1)) for i in range(2)]
     for init, expected in (("uniform", {"s1": 0.5, "s2": 0.5}), ("zeros", {"s1": 0.0, "s2": 0.0})):
         ctx = MergeContext(dev_items=items, seed=0)
-        METHODS.get("lorahub")({"budget": 1, "init": init}).merge(pool, tmp_path / init, ctx)
+        METHODS.get("lorahub")({"budget": 1, "init": init}).plan(pool, ctx)
         assert ctx.decisions["coefficients"] == pytest.approx(expected)  # one evaluation: the start itself
         assert ctx.decisions["base_only"] is (init == "zeros")
 
@@ -421,7 +422,9 @@ def test_merge_stage_writes_the_decisions_into_the_card_and_the_run_reads_them(t
               "device": "cpu"}
     card = merge(cards, tmp_path / "merged" / "card.json", params)
     assert card["decisions"]["reliance"] == {"a": 0.75, "b": 0.25}
-    assert torch.allclose(merged(Path(card["path"]))["w"], torch.tensor([1.5]))
+    pool = [ModelRef.from_card(c) for c in cards]
+    method = METHODS.get("linear_merge")({"weights": [3, 1]})
+    assert torch.allclose(method.merged_state(pool, card["recipe"]["plan"])["w"], torch.tensor([1.5]))
     ta = merge(cards, tmp_path / "ta" / "card.json",
                {**params, "method_params": {"mode": "task_arithmetic", "base": "a", "scale": 1.0}})
     assert ta["decisions"]["coefficients"] == {"a": 0.0, "b": 1.0}  # theta_a + (theta_b - theta_a)
@@ -434,6 +437,6 @@ def test_merge_stage_writes_the_decisions_into_the_card_and_the_run_reads_them(t
     ctx = RunContext(run="lin", pool_name="duo", pool=[], task="t",
                      items={"dev": [], "test": interval_items((0, 1))}, generations={}, decoding=DecodingConfig(),
                      engines=EngineProvider(lambda _ref: Fake()), workdir=tmp_path,
-                     merged_model=ModelRef("m", card["path"], card, {}))
+                     merged_model=method.merged_model(card, pool))
     METHODS.get("linear_merge")({}).run(ctx)
     assert ctx.decisions["reliance"] == {"a": 0.75, "b": 0.25}

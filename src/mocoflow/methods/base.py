@@ -324,9 +324,27 @@ class MergeContext:
         self.decisions.update(entries)
 
 
+RECIPE_VERSION = 1  # bump when a merge formula changes what a recipe materialises to (new fingerprints)
+
+
+def recipe_fingerprint(recipe: dict[str, Any]) -> str:
+    """The merged model's fingerprint: a hash of its recipe (method, hyperparameters, what the merge chose,
+    the pool members' fingerprints), so the response cache never mixes two different merges."""
+    import hashlib
+    import json
+
+    payload = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
+    return "recipe-" + hashlib.sha256(payload.encode()).hexdigest()
+
+
 class MergeMethod(Method):
-    """Weight-level method: ``merge`` writes one HF model directory (run by the merge rule, cached like a
-    model), then ``run`` generates from it like from any single model.
+    """Weight-level method. ``plan`` decides the merge (the merge rule runs it once per pool, or per pool and
+    task when it chooses on dev) and returns what the merged weights follow from besides the pool: member
+    names, coefficients, thresholds, seeds (JSON, a few KB; never weights). :meth:`recipe` adds the method,
+    its hyperparameters and the pool members' fingerprints; the merge stage stores it in the merged model's
+    card. ``run`` generates from the merged model, which its engine materialises in memory when it loads:
+    the model in ``template`` (a pool member's folder: config, tokenizer, starting weights) is passed to
+    ``materialise``, which overwrites its weights. No merged weights are written.
 
     A merge that needs dev evaluation sets ``uses_dev = True`` and accepts ``ctx: MergeContext``; the merge
     stage then passes the dev split and an engine factory (the merge rule must list the dev split as input).
@@ -337,8 +355,44 @@ class MergeMethod(Method):
     uses_dev: ClassVar[bool] = False
 
     @abstractmethod
-    def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
-        """Write the merged model into ``out_dir`` and return the weights directory."""
+    def plan(self, pool: list[ModelRef], ctx: MergeContext | None = None) -> dict[str, Any]:
+        """Decide the merge (searching on dev where the method does); return its JSON-serialisable plan."""
+
+    @abstractmethod
+    def template(self, pool: list[ModelRef], plan: dict[str, Any]) -> Path:
+        """The model folder the merged model is loaded from before ``materialise`` sets its weights."""
+
+    @abstractmethod
+    def materialise(self, model: Any, pool: list[ModelRef], plan: dict[str, Any]) -> Any:
+        """Set ``model``'s weights (loaded from ``template``) to the merge's, in memory; return the model."""
+
+    def recipe(self, pool: list[ModelRef], ctx: MergeContext | None = None) -> dict[str, Any]:
+        """The plan with what it applies to: ``{"version", "method", "params", "members", "plan"}``, where
+        ``members`` names each pool model with its card's fingerprint."""
+        return {"version": RECIPE_VERSION, "method": self.name, "params": dataclasses.asdict(self.params),
+                "members": [{"name": r.name, "fingerprint": r.card.get("fingerprint")} for r in pool],
+                "plan": self.plan(pool, ctx)}
+
+    def merged_model(self, card: dict[str, Any], pool: list[ModelRef]) -> ModelRef:
+        """The merged model of a merge card, its weights built from the recipe when its engine loads (spec
+        ``derived``). Refuses a card without a recipe, of another method, or of other pool models."""
+        from mocoflow.engines.loader import DerivedWeights
+
+        recipe = card.get("recipe")
+        if not isinstance(recipe, dict) or "plan" not in recipe:
+            raise MethodError(f"{self.name}: merged card {card.get('name')!r} has no recipe (written by an older "
+                              "mocoflow, which stored weights): rerun its merge (--forcerun merge merge_dev)")
+        if recipe.get("method") != self.name or recipe.get("version") != RECIPE_VERSION:
+            raise MethodError(f"{self.name}: merged card {card.get('name')!r} holds a recipe of "
+                              f"{recipe.get('method')!r} version {recipe.get('version')}, not {self.name!r} "
+                              f"version {RECIPE_VERSION}: rerun its merge")
+        now = [{"name": r.name, "fingerprint": r.card.get("fingerprint")} for r in pool]
+        if recipe.get("members") != now:
+            raise MethodError(f"{self.name}: merged card {card.get('name')!r} was planned for pool models "
+                              f"{recipe.get('members')}, the pool is now {now}: rerun its merge")
+        plan = recipe["plan"]
+        derived = DerivedWeights(card["fingerprint"], lambda model: self.materialise(model, pool, plan))
+        return ModelRef(card["name"], str(self.template(pool, plan)), card, {"derived": derived})
 
     def merge_context(self, ctx: MergeContext | None, *, engine: bool = True) -> MergeContext:
         """``ctx`` or a clear error when this merge needs dev items (and an engine factory) and got none."""

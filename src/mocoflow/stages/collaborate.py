@@ -10,6 +10,7 @@ mode from the task type and metadata (``methods.common.answer_key``), so no meth
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import replace
@@ -22,7 +23,7 @@ from mocoflow.engines.base import DecodingConfig, Usage
 from mocoflow.engines.loader import make_engine
 from mocoflow.io import by_seed, read_jsonl, write_json, write_jsonl
 from mocoflow.methods import METHODS
-from mocoflow.methods.base import EngineProvider, Method, Need, RunContext
+from mocoflow.methods.base import EngineProvider, MergeMethod, Method, MethodError, Need, RunContext
 from mocoflow.methods.common import without_gold
 from mocoflow.models import ModelRef
 from mocoflow.stages.common import job_seeds, json_arg, parser, read_items, setup_logging
@@ -68,6 +69,14 @@ def method_items(method: Method, split_items: dict[str, list[Item]]) -> dict[str
     return out
 
 
+def merged_model(method: Method, card_path: Path, pool: list[ModelRef]) -> ModelRef:
+    """The merged model of a weight-level run: its card's recipe, materialised in memory when its engine
+    loads (no merged weights on disk)."""
+    if not isinstance(method, MergeMethod):
+        raise MethodError(f"{method.name} is not a weight-level method; it takes no merged model")
+    return method.merged_model(json.loads(Path(card_path).read_text()), pool)
+
+
 def collaborate(params: dict[str, Any], cards: list[Path], items: dict[str, Path], gens: dict[str, str],
                 merged_card: Path | None, out: Path, usage_path: Path, decisions_path: Path | None = None
                 ) -> None:
@@ -85,7 +94,7 @@ def collaborate(params: dict[str, Any], cards: list[Path], items: dict[str, Path
     split_items = method_items(method, read_splits(items, params.get("prompt_style", "default")))
     test_ids = [i.id for i in split_items["test"]]
     generations = load_generations(gens)
-    merged = ModelRef.from_card(merged_card) if merged_card else None
+    merged = merged_model(method, merged_card, pool) if merged_card else None
     rows: list[dict[str, Any]] = []
     decisions: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()

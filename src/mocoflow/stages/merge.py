@@ -1,8 +1,13 @@
-"""Build a weight-level method's merged model for one pool (``results/merged/{run}/{pool}/card.json``).
+"""Plan a weight-level method's merge for one pool (``results/merged/{run}/{pool}/card.json``, or
+``.../{pool}/{task}/card.json`` for merges that choose on dev).
 
-The card carries ``decisions``: what the merge decided (coefficients or weights per pool model and, where the
-merged model is a linear combination of pool models, their ``reliance``); the collaborate stage copies them
-into the run's ``decisions.json``."""
+The card holds the merge's ``recipe`` (method, hyperparameters, what it chose: coefficients, thresholds,
+seeds; the pool models' fingerprints), a few KB, and no weights: the collaborate job materialises the merged
+model in memory from it (``MergeMethod.merged_model``). Its ``fingerprint`` is the recipe's hash (the
+response cache's key); ``architecture``, ``tokenizer`` and ``parameters`` are the pool's. It also carries
+``decisions``: what the merge decided (coefficients or weights per pool model and, where the merged model is
+a linear combination of pool models, their ``reliance``); the collaborate stage copies them into the run's
+``decisions.json``."""
 
 from __future__ import annotations
 
@@ -11,9 +16,10 @@ import time
 from pathlib import Path
 
 from mocoflow.data.prompts import with_prompt_style
+from mocoflow.io import write_json
 from mocoflow.methods import METHODS
-from mocoflow.methods.base import MergeContext, MergeMethod, MethodError
-from mocoflow.models import ModelRef, make_card, write_card
+from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, recipe_fingerprint
+from mocoflow.models import ModelRef
 from mocoflow.stages.common import json_arg, parser, read_items, setup_logging
 
 log = logging.getLogger("mocoflow.merge")
@@ -41,15 +47,17 @@ def merge(cards: list[Path], card_out: Path, params: dict, dev: Path | None = No
     method.check_pool(pool)
     t0 = time.perf_counter()
     ctx = merge_context(params, dev)  # merges without dev use only its ``decide``
-    weights = method.merge(pool, card_out.parent / "weights", ctx)
+    recipe = method.recipe(pool, ctx)
     seconds = time.perf_counter() - t0
     name = f"{params['run']}@{params['pool']}"
-    card = make_card(name, {"source": "merge", "method": params["method"],
-                            "params": params.get("method_params", {})}, weights,
-                     merged_from=[r.name for r in pool], build_seconds=round(seconds, 3),
-                     decisions=ctx.decisions)
-    write_card(card_out, card)
-    log.info("merged %s in %.1fs", name, seconds)
+    card = {"name": name, "source": "merge", "fingerprint": recipe_fingerprint(recipe),
+            "parameters": pool[0].card.get("parameters"), "architecture": pool[0].card.get("architecture"),
+            "tokenizer": pool[0].card.get("tokenizer"),
+            "spec": {"source": "merge", "method": params["method"], "params": params.get("method_params", {})},
+            "recipe": recipe, "merged_from": [r.name for r in pool], "build_seconds": round(seconds, 3),
+            "decisions": ctx.decisions}
+    write_json(card_out, card)
+    log.info("planned merge %s in %.1fs (recipe %s)", name, seconds, card["fingerprint"][:19])
     return card
 
 

@@ -1,9 +1,14 @@
 """Merging primitives, applied one parameter tensor at a time so memory stays at one model's size.
 
-Checkpoints are read lazily with ``safetensors.safe_open``; the merged tensors are written as one
-HF model directory (config and tokenizer copied from the first model) that the engine loads like any
-other model. We merge here rather than through mergekit because mergekit pins its own torch/transformers
-ranges, which conflict with the pinned CPU torch, and the formulas below are a few lines each.
+A merged model is never written to disk: the merge stage stores its recipe (the chosen coefficients,
+thresholds and seeds) and the job that generates from it materialises the weights in memory with
+:func:`merge_into`, tensor by tensor, into a model loaded from one pool member (config, tokenizer and
+starting weights), so the extra memory is one tensor per pool model. Pool models are read through a
+:class:`TensorSource`: a safetensors folder read lazily (:class:`CheckpointTensors`), or a state in memory
+(:class:`StateTensors`; a base model with its LoRA adapter merged, :func:`adapted_state`).
+:func:`save_state` writes a materialised merge as an HF folder for anyone who wants one on disk (export).
+We merge here rather than through mergekit because mergekit pins its own torch/transformers ranges, which
+conflict with the pinned CPU torch, and the formulas below are a few lines each.
 
 Formulas (all on one tensor; ``delta_i = theta_i - theta_base``):
 
@@ -30,6 +35,7 @@ import math
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 
@@ -165,21 +171,106 @@ def _check_density(density: float) -> None:
         raise ValueError(f"density must be in (0, 1], got {density}")
 
 
-def load_state(model_dir: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of a safetensors model directory (for merges that combine whole models many times)."""
-    from safetensors import safe_open
+class TensorSource(Protocol):
+    """The parameter tensors of one model, by checkpoint name (what the merges read)."""
 
-    state: dict[str, torch.Tensor] = {}
-    for key, f in _tensor_index(Path(model_dir)).items():
-        with safe_open(str(f), framework="pt") as st:
-            state[key] = st.get_tensor(key)
-    return state
+    def keys(self) -> list[str]: ...
+
+    def shape(self, key: str) -> tuple[int, ...]: ...
+
+    def get(self, key: str) -> torch.Tensor: ...
+
+
+class CheckpointTensors:
+    """A safetensors model folder, each tensor read when asked for (no tensor stays in memory)."""
+
+    def __init__(self, model_dir: str | Path) -> None:
+        self.dir = Path(model_dir)
+        self._index = _tensor_index(self.dir)
+        self._files: dict[Path, Any] = {}
+
+    def _file(self, key: str) -> Any:
+        from safetensors import safe_open
+
+        path = self._index[key]
+        if path not in self._files:
+            self._files[path] = safe_open(str(path), framework="pt")
+        return self._files[path]
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self._file(key).get_slice(key).get_shape())
+
+    def get(self, key: str) -> torch.Tensor:
+        return self._file(key).get_tensor(key)
+
+    def __repr__(self) -> str:
+        return f"CheckpointTensors({self.dir})"
+
+
+class StateTensors:
+    """Tensors held in memory (``name`` says whose, in error messages)."""
+
+    def __init__(self, state: dict[str, torch.Tensor], name: str = "state") -> None:
+        self.state, self.name = state, name
+
+    def keys(self) -> list[str]:
+        return list(self.state)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self.state[key].shape)
+
+    def get(self, key: str) -> torch.Tensor:
+        return self.state[key]
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def load_state(source: TensorSource | Path | str) -> dict[str, torch.Tensor]:
+    """Every tensor of a model (for merges that combine whole models many times)."""
+    src = CheckpointTensors(source) if isinstance(source, (str, Path)) else source
+    return {key: src.get(key) for key in src.keys()}
 
 
 def combine_states(states: list[dict[str, torch.Tensor]], coefficients: list[float]
                    ) -> dict[str, torch.Tensor]:
     """``sum_i c_i theta_i`` for every tensor (coefficients used as given), in the first model's dtypes."""
     return {key: linear([s[key] for s in states], coefficients) for key in states[0]}
+
+
+def apply_adapter(model: Any, config: Any, state: dict[str, torch.Tensor]) -> Any:
+    """``model`` with a LoRA adapter (peft ``config`` and adapter ``state``, as peft saves them) merged into
+    its weights, in place; returns the plain model (peft's ``merge_and_unload``)."""
+    import copy
+
+    from peft import get_peft_model, set_peft_model_state_dict
+
+    peft_model = get_peft_model(model, copy.deepcopy(config))
+    result = set_peft_model_state_dict(peft_model, state)
+    if getattr(result, "unexpected_keys", None):
+        raise ValueError(f"adapter tensors do not fit the model: {result.unexpected_keys[:5]}")
+    return peft_model.merge_and_unload()
+
+
+def adapted_state(base_dir: Path, adapter_dir: Path) -> dict[str, torch.Tensor]:
+    """The weights of base + LoRA adapter (peft's merge, in float32), keyed like the base's checkpoint."""
+    from peft import PeftConfig
+    from peft.utils import load_peft_weights
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), local_files_only=True, dtype=torch.float32)
+    merged = apply_adapter(model, PeftConfig.from_pretrained(str(adapter_dir)),
+                           load_peft_weights(str(adapter_dir), device="cpu"))
+    state = merged.state_dict()
+    keys = CheckpointTensors(base_dir).keys()
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise ValueError(f"{base_dir} + adapter {adapter_dir}: the loaded model names its tensors differently "
+                         f"from the checkpoint (e.g. {missing[:3]})")
+    return {k: state[k].detach() for k in keys}
 
 
 def save_state(state: dict[str, torch.Tensor], src_dir: Path, out_dir: Path, *,
@@ -212,70 +303,65 @@ def _tensor_index(model_dir: Path) -> dict[str, Path]:
     return index
 
 
-def global_trim_thresholds(base_dir: Path, model_dirs: list[Path], density: float) -> list[float]:
+def global_trim_thresholds(base: TensorSource, models: list[TensorSource], density: float) -> list[float]:
     """Per model, the magnitude of its ``round(density * n)``-th largest task-vector entry over ALL its
     parameters (``n`` = parameter count): TIES's whole-task-vector trim keeps the entries at or above it
     (+inf when nothing is kept). One model's flattened task vector is in memory at a time."""
-    from safetensors import safe_open
-
     _check_density(density)
-    base_index = check_same_parameters([Path(base_dir), *map(Path, model_dirs)])
+    keys = check_same_parameters([base, *models])
     out = []
-    for d in model_dirs:
-        index = _tensor_index(Path(d))
-        parts = []
-        for key in base_index:
-            with safe_open(str(base_index[key]), framework="pt") as sb, safe_open(str(index[key]),
-                                                                                  framework="pt") as sm:
-                parts.append((sm.get_tensor(key).float() - sb.get_tensor(key).float()).abs().flatten())
-        flat = torch.cat(parts)
+    for model in models:
+        flat = torch.cat([(model.get(key).float() - base.get(key).float()).abs().flatten() for key in keys])
         k = int(round(density * flat.numel()))
         out.append(math.inf if k == 0 else float(torch.kthvalue(flat, flat.numel() - k + 1).values))
     return out
 
 
-def check_same_parameters(model_dirs: list[Path]) -> dict[str, Path]:
-    """Every model must have the same parameter names and shapes; returns the first model's index."""
-    from safetensors import safe_open
-
-    indexes = [_tensor_index(d) for d in model_dirs]
-    shapes = []
-    for index in indexes:
-        s = {}
-        for key, f in index.items():
-            with safe_open(str(f), framework="pt") as st:
-                s[key] = tuple(st.get_slice(key).get_shape())
-        shapes.append(s)
-    for d, s in zip(model_dirs[1:], shapes[1:], strict=True):
-        if s != shapes[0]:
-            missing = sorted(set(shapes[0]) ^ set(s))[:5]
-            differing = [k for k in shapes[0] if k in s and s[k] != shapes[0][k]][:5]
-            raise ValueError(f"cannot merge {model_dirs[0]} and {d}: different parameters "
+def check_same_parameters(sources: list[TensorSource]) -> list[str]:
+    """Every model must have the same parameter names and shapes; returns the first model's names."""
+    shapes = [{key: s.shape(key) for key in s.keys()} for s in sources]
+    for s, shape in zip(sources[1:], shapes[1:], strict=True):
+        if shape != shapes[0]:
+            missing = sorted(set(shapes[0]) ^ set(shape))[:5]
+            differing = [k for k in shapes[0] if k in shape and shape[k] != shapes[0][k]][:5]
+            raise ValueError(f"cannot merge {sources[0]!r} and {s!r}: different parameters "
                              f"(names only in one: {missing}; shapes differ: {differing})")
-    return indexes[0]
+    return list(shapes[0])
 
 
-def merge_checkpoints(model_dirs: list[Path], out_dir: Path, merge: TensorMerge) -> Path:
-    """Apply ``merge(name, [tensor per model])`` to every parameter and save an HF model directory."""
-    from safetensors import safe_open
-    from safetensors.torch import save_file
+def merge_tensors(sources: list[TensorSource], merge: TensorMerge,
+                  put: Callable[[str, torch.Tensor], None]) -> int:
+    """``put(name, merge(name, [tensor per model]))`` for every parameter, one tensor at a time; returns
+    the number of tensors."""
+    keys = check_same_parameters(sources)
+    for key in keys:
+        put(key, merge(key, [s.get(key) for s in sources]))
+    return len(keys)
 
-    index = check_same_parameters(model_dirs)
-    indexes = [index] + [_tensor_index(d) for d in model_dirs[1:]]
-    merged: dict[str, torch.Tensor] = {}
-    for key in index:
-        tensors = []
-        for idx in indexes:
-            with safe_open(str(idx[key]), framework="pt") as st:
-                tensors.append(st.get_tensor(key))
-        merged[key] = merge(key, tensors).contiguous()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "model.safetensors") as tmp:
-        save_file(merged, str(tmp), metadata={"format": "pt"})
-    src = model_dirs[0]
-    for fname in ("config.json", "generation_config.json", *TOKENIZER_FILES):
-        if (src / fname).exists():
-            shutil.copyfile(src / fname, out_dir / fname)
-    (out_dir / "merge.json").write_text(json.dumps({"sources": [str(d) for d in model_dirs]}, indent=2))
-    log.info("merged %d models into %s (%d tensors)", len(model_dirs), out_dir, len(merged))
-    return out_dir
+
+def merge_state(sources: list[TensorSource], merge: TensorMerge) -> dict[str, torch.Tensor]:
+    """The merged tensors as a state dict (one model's worth in memory)."""
+    state: dict[str, torch.Tensor] = {}
+    merge_tensors(sources, merge, lambda key, t: state.__setitem__(key, t.contiguous()))
+    return state
+
+
+def merge_into(model: Any, sources: list[TensorSource], merge: TensorMerge) -> Any:
+    """Overwrite ``model``'s parameters with the merged tensors, one at a time (each cast to the model's
+    dtype and device, as loading a written merge would); returns ``model``. Every merged tensor must name
+    a tensor of the model."""
+    target = model.state_dict()
+
+    def put(key: str, tensor: torch.Tensor) -> None:
+        if key not in target:
+            raise ValueError(f"merged tensor {key!r} is not a tensor of the {type(model).__name__} it is loaded "
+                             f"into (it has e.g. {list(target)[:3]})")
+        if tuple(target[key].shape) != tuple(tensor.shape):
+            raise ValueError(f"merged tensor {key!r} has shape {tuple(tensor.shape)}, the model's "
+                             f"{tuple(target[key].shape)}")
+        target[key].copy_(tensor)
+
+    with torch.no_grad():
+        n = merge_tensors(sources, merge, put)
+    log.info("materialised %d merged tensors in memory from %d models", n, len(sources))
+    return model

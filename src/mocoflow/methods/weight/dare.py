@@ -7,10 +7,11 @@ election and disjoint mean (``dare_ties``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from mocoflow.methods.base import MergeContext, MergeMethod, register
-from mocoflow.methods.weight.common import base_and_others, check_weights, record
+from mocoflow.methods.base import MergeContext, register
+from mocoflow.methods.common import pool_member
+from mocoflow.methods.weight.common import TensorFormulaMerge, base_and_others, check_weights, record
 from mocoflow.models import ModelRef
 
 
@@ -33,24 +34,31 @@ class DareParams:
 
 
 @register
-class Dare(MergeMethod):
+class Dare(TensorFormulaMerge):
     name = "dare"
     Params = DareParams
     ties_merge = False
 
-    def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
-        from mocoflow.training.merging import dare, merge_checkpoints
-
+    def plan(self, pool: list[ModelRef], ctx: MergeContext | None = None) -> dict[str, Any]:
+        """``{"base", "others", "weights", "density", "scale", "seed", "ties_merge"}`` (the drop masks follow
+        from the seed and each tensor's name)."""
         p = self.params
         self.check_pool(pool)
         base, others = base_and_others(pool, p.base, self.name)
         weights = check_weights(p.weights, len(others), self.name, "non-base model")
         record(ctx, base=base.name, weights=dict(zip([r.name for r in others], weights, strict=True)),
                density=p.density, scale=p.scale)
-        return merge_checkpoints(
-            [Path(r.path) for r in (base, *others)], out_dir,
-            lambda key, ts: dare(ts[0], ts[1:], weights, p.density, p.scale, seed=p.seed, name=key,
-                                 ties_merge=self.ties_merge))
+        return {"base": base.name, "others": [r.name for r in others], "weights": weights, "density": p.density,
+                "scale": p.scale, "seed": p.seed, "ties_merge": self.ties_merge}
+
+    def formula(self, pool: list[ModelRef], plan: dict[str, Any]) -> tuple[list[ModelRef], Any]:
+        from mocoflow.training.merging import dare
+
+        members = [pool_member(pool, n) for n in (plan["base"], *plan["others"])]
+        weights, density, scale, seed = plan["weights"], plan["density"], plan["scale"], plan["seed"]
+        ties_merge = bool(plan["ties_merge"])
+        return members, lambda key, ts: dare(ts[0], ts[1:], weights, density, scale, seed=seed, name=key,
+                                             ties_merge=ties_merge)
 
 
 @register

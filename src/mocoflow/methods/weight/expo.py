@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, register
+from mocoflow.methods.base import MergeContext, MethodError, register
 from mocoflow.methods.common import pool_member
-from mocoflow.methods.weight.common import DevEvaluator, coefficient_reliance, record
+from mocoflow.methods.weight.common import (
+    DevEvaluator,
+    TensorFormulaMerge,
+    coefficient_reliance,
+    member_template,
+    member_tensors,
+    record,
+)
 from mocoflow.models import ModelRef
 
 log = logging.getLogger(__name__)
@@ -34,13 +41,14 @@ class ExpoParams:
 
 
 @register
-class Expo(MergeMethod):
+class Expo(TensorFormulaMerge):
     name = "expo"
     Params = ExpoParams
     uses_dev = True
 
-    def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
-        from mocoflow.training.merging import expo, load_state, merge_checkpoints
+    def plan(self, pool: list[ModelRef], ctx: MergeContext | None = None) -> dict[str, Any]:
+        """``{"weak", "strong", "alpha"}``."""
+        from mocoflow.training.merging import expo, load_state
 
         p = self.params
         self.check_pool(pool)
@@ -49,13 +57,13 @@ class Expo(MergeMethod):
         needs_dev = not (p.weak and p.strong) or bool(p.alpha_candidates)
         evaluator = None
         if needs_dev:
-            evaluator = DevEvaluator(self.merge_context(ctx), pool[0].path, p.max_dev_items)
+            evaluator = DevEvaluator(self.merge_context(ctx), member_template(pool[0]), p.max_dev_items)
         if p.weak and p.strong:
             weak, strong = (pool_member(pool, p.weak, f"{self.name}: weak"),
                             pool_member(pool, p.strong, f"{self.name}: strong"))
         else:
             assert evaluator is not None
-            acc = {r.name: evaluator.accuracy(load_state(Path(r.path))) for r in pool}
+            acc = {r.name: evaluator.accuracy(load_state(member_tensors(r))) for r in pool}
             order = sorted(range(len(pool)), key=lambda i: (-acc[pool[i].name], i))
             strong = pool_member(pool, p.strong, f"{self.name}: strong") if p.strong else pool[order[0]]
             rest = [i for i in order if pool[i].name != strong.name]
@@ -66,7 +74,7 @@ class Expo(MergeMethod):
         alpha = p.alpha
         if p.alpha_candidates:
             assert evaluator is not None
-            ws, ss = load_state(Path(weak.path)), load_state(Path(strong.path))
+            ws, ss = load_state(member_tensors(weak)), load_state(member_tensors(strong))
             scores = [evaluator.accuracy({k: expo(ws[k], ss[k], a) for k in ss}) for a in p.alpha_candidates]
             alpha = p.alpha_candidates[max(range(len(scores)), key=lambda i: (scores[i], -i))]
             log.info("expo: dev accuracy by alpha %s -> %s",
@@ -76,5 +84,11 @@ class Expo(MergeMethod):
         coefficients = {strong.name: 1.0 + alpha, weak.name: -alpha}
         record(ctx, weak=weak.name, strong=strong.name, alpha=alpha, coefficients=coefficients,
                reliance=coefficient_reliance(coefficients))
-        return merge_checkpoints([Path(weak.path), Path(strong.path)], out_dir,
-                                 lambda _k, ts: expo(ts[0], ts[1], alpha))
+        return {"weak": weak.name, "strong": strong.name, "alpha": alpha}
+
+    def formula(self, pool: list[ModelRef], plan: dict[str, Any]) -> tuple[list[ModelRef], Any]:
+        from mocoflow.training.merging import expo
+
+        alpha = plan["alpha"]
+        return ([pool_member(pool, plan["weak"]), pool_member(pool, plan["strong"])],
+                lambda _k, ts: expo(ts[0], ts[1], alpha))

@@ -6,10 +6,18 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from mocoflow.methods.base import MergeContext, MergeMethod, register
-from mocoflow.methods.weight.common import DevEvaluator, coefficient_reliance, record
+from mocoflow.methods.base import MergeContext, register
+from mocoflow.methods.common import pool_member
+from mocoflow.methods.weight.common import (
+    DevEvaluator,
+    TensorFormulaMerge,
+    coefficient_reliance,
+    member_template,
+    member_tensors,
+    record,
+)
 from mocoflow.models import ModelRef
 
 log = logging.getLogger(__name__)
@@ -23,17 +31,19 @@ class GreedySoupParams:
 
 
 @register
-class GreedySoup(MergeMethod):
+class GreedySoup(TensorFormulaMerge):
     name = "greedy_soup"
     Params = GreedySoupParams
     uses_dev = True
 
-    def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
-        from mocoflow.training.merging import combine_states, load_state, save_state
+    def plan(self, pool: list[ModelRef], ctx: MergeContext | None = None) -> dict[str, Any]:
+        """``{"ingredients", "history"}``: the soup is the uniform average of the ingredients (in the order
+        they were added; the first is the best single model on dev)."""
+        from mocoflow.training.merging import combine_states, load_state
 
         self.check_pool(pool)
-        evaluator = DevEvaluator(self.merge_context(ctx), pool[0].path, self.params.max_dev_items)
-        states = [load_state(Path(r.path)) for r in pool]
+        evaluator = DevEvaluator(self.merge_context(ctx), member_template(pool[0]), self.params.max_dev_items)
+        states = [load_state(member_tensors(r)) for r in pool]
         acc = [evaluator.accuracy(s) for s in states]
         order = sorted(range(len(pool)), key=lambda i: (-acc[i], i))
         soup, best = [order[0]], acc[order[0]]
@@ -47,10 +57,14 @@ class GreedySoup(MergeMethod):
                 soup, best = trial, score
             history.append({"model": pool[i].name, "dev_accuracy": score, "kept": kept})
         log.info("greedy soup: %s", json.dumps(history))
-        merged = combine_states([states[j] for j in soup], [1 / len(soup)] * len(soup))
         coefficients = {r.name: (1 / len(soup) if i in soup else 0.0) for i, r in enumerate(pool)}
         record(ctx, ingredients=[pool[j].name for j in soup], dev_accuracy=best, coefficients=coefficients,
                reliance=coefficient_reliance(coefficients))
-        return save_state(merged, Path(pool[soup[0]].path), out_dir, sources=[pool[j].path for j in soup],
-                          info={"method": self.name, "ingredients": [pool[j].name for j in soup],
-                                "dev_accuracy": best, "history": history})
+        return {"ingredients": [pool[j].name for j in soup], "history": history}
+
+    def formula(self, pool: list[ModelRef], plan: dict[str, Any]) -> tuple[list[ModelRef], Any]:
+        from mocoflow.training.merging import linear
+
+        members = [pool_member(pool, n) for n in plan["ingredients"]]
+        uniform = [1 / len(members)] * len(members)
+        return members, lambda _k, ts: linear(ts, uniform)

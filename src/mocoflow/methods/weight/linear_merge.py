@@ -8,10 +8,11 @@ pool models (uniform w_i = 1 by default), where ``base`` names a pool model (def
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, register
-from mocoflow.methods.weight.common import coefficient_reliance, record
+from mocoflow.methods.base import MergeContext, MethodError, register
+from mocoflow.methods.common import pool_member
+from mocoflow.methods.weight.common import TensorFormulaMerge, coefficient_reliance, record
 from mocoflow.models import ModelRef
 
 
@@ -32,13 +33,13 @@ class LinearMergeParams:
 
 
 @register
-class LinearMerge(MergeMethod):
+class LinearMerge(TensorFormulaMerge):
     name = "linear_merge"
     Params = LinearMergeParams
 
-    def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
-        from mocoflow.training.merging import linear, merge_checkpoints, task_arithmetic
-
+    def plan(self, pool: list[ModelRef], ctx: MergeContext | None = None) -> dict[str, Any]:
+        """linear: ``{"mode", "models", "weights"}`` (normalised); task arithmetic: ``{"mode", "base",
+        "others", "weights", "scale"}``."""
         p = self.params
         self.check_pool(pool)
         names = [ref.name for ref in pool]
@@ -49,21 +50,30 @@ class LinearMerge(MergeMethod):
             norm = [w / sum(weights) for w in weights]
             coefficients = dict(zip(names, norm, strict=True))
             record(ctx, coefficients=coefficients, reliance=coefficient_reliance(coefficients))
-            return merge_checkpoints([Path(r.path) for r in pool], out_dir, lambda _k, ts: linear(ts, norm))
+            return {"mode": "linear", "models": names, "weights": norm}
         base = p.base or names[0]
         if base not in names:
             raise MethodError(f"linear_merge: base {base!r} is not in the pool {names}")
         if len(pool) < 2:
             raise MethodError("linear_merge task_arithmetic needs a base and at least one other model")
-        others = [r for r in pool if r.name != base]
+        others = [n for n in names if n != base]
         weights = p.weights or [1.0] * len(others)
         if len(weights) != len(others):
             raise MethodError(f"linear_merge: need {len(others)} weights (one per non-base model), got {weights}")
-        ordered = [next(r for r in pool if r.name == base), *others]
+        weights = [float(w) for w in weights]
         # theta = (1 - scale * sum w) theta_base + sum_i scale * w_i theta_i
         coefficients = {base: 1.0 - p.scale * sum(weights),
-                        **{r.name: p.scale * w for r, w in zip(others, weights, strict=True)}}
-        record(ctx, base=base, weights=dict(zip([r.name for r in others], weights, strict=True)),
+                        **{n: p.scale * w for n, w in zip(others, weights, strict=True)}}
+        record(ctx, base=base, weights=dict(zip(others, weights, strict=True)),
                coefficients=coefficients, reliance=coefficient_reliance(coefficients))
-        return merge_checkpoints([Path(r.path) for r in ordered], out_dir,
-                                 lambda _k, ts: task_arithmetic(ts[0], ts[1:], weights, p.scale))
+        return {"mode": "task_arithmetic", "base": base, "others": others, "weights": weights, "scale": p.scale}
+
+    def formula(self, pool: list[ModelRef], plan: dict[str, Any]) -> tuple[list[ModelRef], Any]:
+        from mocoflow.training.merging import linear, task_arithmetic
+
+        if plan["mode"] == "linear":
+            weights = plan["weights"]
+            return ([pool_member(pool, n) for n in plan["models"]], lambda _k, ts: linear(ts, weights))
+        members = [pool_member(pool, n) for n in (plan["base"], *plan["others"])]
+        weights, scale = plan["weights"], plan["scale"]
+        return members, lambda _k, ts: task_arithmetic(ts[0], ts[1:], weights, scale)

@@ -11,9 +11,11 @@ BBH runs, ``reproduce_bbh.py``). The search starts (``init``) from the uniform c
 by default: the reference code starts from all-zero weights, which IS the base model without any adapter,
 so a small budget can end where it started and return the base unchanged (``init: zeros`` restores it).
 
-Each pool model must carry a LoRA adapter: a model built by the ``lora`` source has ``adapter/`` next to its
-``weights/`` folder; any card may also name ``adapter`` (a peft adapter folder) and ``base`` (the base
-model's HF folder). All adapters must share one base model and one LoRA configuration.
+Each pool model must carry a LoRA adapter (:func:`mocoflow.methods.weight.common.find_adapter`): its card's
+path is a peft adapter folder, or its card names ``adapter`` (and ``base``, the base model's HF folder), or
+an ``adapter/`` folder sits next to its ``weights/`` (the ``lora`` source). All adapters must share one
+base model and one LoRA configuration. The merge stores only the weights (the recipe); the job that
+generates merges the combined adapter into the base model when it loads it.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, Need, register
-from mocoflow.methods.common import prompts_for, reliance_from_weights
-from mocoflow.models import ModelRef, card_weights
+from mocoflow.methods.common import pool_member, prompts_for, reliance_from_weights
+from mocoflow.methods.weight.common import adapter_and_base
+from mocoflow.models import ModelRef
 
 log = logging.getLogger(__name__)
 
@@ -54,35 +57,6 @@ class LoraHubParams:
             raise ValueError(f"lorahub budget must be at least 1, got {self.budget}")
 
 
-def adapter_and_base(ref: ModelRef) -> tuple[Path, Path]:
-    """The peft adapter folder and base model folder of one pool model, or a MethodError naming why not."""
-    card = ref.card
-    spec = card.get("spec") or {}
-    adapter = Path(card["adapter"]) if card.get("adapter") else Path(ref.path).parent / "adapter"
-    if not (adapter / "adapter_config.json").exists():
-        raise MethodError(f"lorahub needs LoRA adapters; model {ref.name!r} has none (no card['adapter'] "
-                          f"and no {adapter}/adapter_config.json): build it with source 'lora' or set its "
-                          "adapter")
-    candidates: list[Path] = []
-    for value in (card.get("base"), spec.get("base_path")):
-        if value:
-            candidates.append(Path(value))
-    if spec.get("base"):
-        base_card = Path(ref.path).parent.parent / str(spec["base"]) / "card.json"
-        if base_card.exists():
-            candidates.append(card_weights(base_card))
-    config = json.loads((adapter / "adapter_config.json").read_text())
-    if config.get("base_model_name_or_path"):
-        candidates.append(Path(config["base_model_name_or_path"]))
-    for c in candidates:
-        if (c / "config.json").exists():
-            return adapter, c
-    raise MethodError(f"lorahub: cannot find the base model of {ref.name!r} (card['base'], spec base or "
-                      "base_path, "
-                      "and the adapter's base_model_name_or_path give no HF folder: "
-                      f"{[str(c) for c in candidates]})")
-
-
 def combine_lora(states: list[dict[str, Any]], weights: list[float]) -> dict[str, Any]:
     """``sum_i w_i state_i`` for every LoRA tensor."""
     return {k: sum(w * s[k].float() for w, s in zip(weights, states, strict=True)) for k in states[0]}
@@ -91,45 +65,52 @@ def combine_lora(states: list[dict[str, Any]], weights: list[float]) -> dict[str
 @register
 class LoraHub(MergeMethod):
     name = "lorahub"
-    needs = frozenset({Need.MERGED_MODEL})  # adapters of one base (checked in merge), not full models
+    needs = frozenset({Need.MERGED_MODEL})  # adapters of one base (checked in plan), not full models
     Params = LoraHubParams
     uses_dev = True
 
-    def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
-        import shutil
-
-        import torch
-        from peft import PeftModel, set_peft_model_state_dict
-        from peft.utils import load_peft_weights
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from mocoflow.models import TOKENIZER_FILES
-
-        p = self.params
-        found = [adapter_and_base(r) for r in pool]
+    def _adapters(self, pool: list[ModelRef]) -> tuple[Path, list[Path]]:
+        """The shared base folder and each pool model's adapter folder (checked: one base, one LoRA shape)."""
+        found = [adapter_and_base(r, self.name) for r in pool]
         bases = {str(b.resolve()) for _a, b in found}
         if len(bases) > 1:
             raise MethodError(f"lorahub: adapters must share one base model; pool has {sorted(bases)}")
-        base = found[0][1]
         configs = [json.loads((a / "adapter_config.json").read_text()) for a, _b in found]
+
         def signature(c: dict) -> tuple:  # peft writes target_modules from a set: compare as a set
             targets = c.get("target_modules")
             return c.get("r"), c.get("lora_alpha"), sorted(targets) if isinstance(targets, list) else targets
 
         if any(signature(c) != signature(configs[0]) for c in configs):
             raise MethodError("lorahub: adapters must share rank, alpha and target modules")
-        states = [load_peft_weights(str(a), device="cpu") for a, _b in found]
+        return found[0][1], [a for a, _b in found]
+
+    def _states(self, adapters: list[Path]) -> list[dict[str, Any]]:
+        from peft.utils import load_peft_weights
+
+        states = [load_peft_weights(str(a), device="cpu") for a in adapters]
         if any(set(s) != set(states[0]) for s in states):
             raise MethodError("lorahub: adapters have different LoRA tensors")
-        model = AutoModelForCausalLM.from_pretrained(str(base), local_files_only=True, dtype=torch.float32)
-        model = PeftModel.from_pretrained(model, str(found[0][0]))
-        model.eval()
+        return states
+
+    def plan(self, pool: list[ModelRef], ctx: MergeContext | None = None) -> dict[str, Any]:
+        """``{"models", "weights", "loss"}``: the combined adapter is ``sum_i w_i adapter_i`` over the pool."""
+        import torch
+        from peft import PeftModel, set_peft_model_state_dict
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        p = self.params
+        base, adapters = self._adapters(pool)
         if p.weights is not None:
             if len(p.weights) != len(pool):
                 raise MethodError(f"lorahub: need {len(pool)} weights, got {p.weights}")
             weights, loss = [float(w) for w in p.weights], None
         else:
             ctx = self.merge_context(ctx, engine=False)
+            states = self._states(adapters)
+            model = AutoModelForCausalLM.from_pretrained(str(base), local_files_only=True, dtype=torch.float32)
+            model = PeftModel.from_pretrained(model, str(adapters[0]))
+            model.eval()
             tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
             batch = answer_batch(tokenizer, ctx.dev_items[:p.max_dev_items])
             seed = p.seed if p.seed is not None else ctx.seed
@@ -143,21 +124,36 @@ class LoraHub(MergeMethod):
             start = [1.0 / len(pool)] * len(pool) if p.init == "uniform" else [0.0] * len(pool)
             weights, loss = optimise(objective, len(pool), p.budget, p.bound, seed, start)
             log.info("lorahub: weights %s, loss %.4f", weights, loss)
-        set_peft_model_state_dict(model, combine_lora(states, weights))
         named = dict(zip([r.name for r in pool], weights, strict=True))
         if ctx is not None:
             ctx.decide(coefficients=named, reliance=reliance_from_weights(named), loss=loss, init=p.init,
                        budget=p.budget, base_only=all(abs(w) < 1e-6 for w in weights))
-        merged = model.merge_and_unload()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        merged.save_pretrained(str(out_dir), safe_serialization=True)
-        for fname in TOKENIZER_FILES:
-            if (base / fname).exists():
-                shutil.copyfile(base / fname, out_dir / fname)
-        (out_dir / "merge.json").write_text(json.dumps(
-            {"method": self.name, "base": str(base), "adapters": [str(a) for a, _b in found],
-             "weights": dict(zip([r.name for r in pool], weights, strict=True)), "loss": loss}, indent=2))
-        return out_dir
+        return {"models": [r.name for r in pool], "weights": weights, "loss": loss}
+
+    def template(self, pool: list[ModelRef], plan: dict[str, Any]) -> Path:
+        return self._adapters([pool_member(pool, n) for n in plan["models"]])[0]
+
+    def materialise(self, model: Any, pool: list[ModelRef], plan: dict[str, Any]) -> Any:
+        """The base model with the weighted sum of the adapters merged into its weights."""
+        from peft import PeftConfig
+
+        from mocoflow.training.merging import apply_adapter
+
+        _base, adapters = self._adapters([pool_member(pool, n) for n in plan["models"]])
+        combined = combine_lora(self._states(adapters), [float(w) for w in plan["weights"]])
+        return apply_adapter(model, PeftConfig.from_pretrained(str(adapters[0])), combined)
+
+    def merged_state(self, pool: list[ModelRef], plan: dict[str, Any]) -> dict[str, Any]:
+        """The merged model's tensors, keyed like the base's checkpoint (tests; export)."""
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from mocoflow.training.merging import CheckpointTensors
+
+        base = self.template(pool, plan)
+        model = AutoModelForCausalLM.from_pretrained(str(base), local_files_only=True, dtype=torch.float32)
+        state = self.materialise(model, pool, plan).state_dict()
+        return {k: state[k] for k in CheckpointTensors(base).keys()}
 
 
 def answer_batch(tokenizer: Any, items: list[Any]) -> dict[str, Any]:

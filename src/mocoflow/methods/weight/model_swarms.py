@@ -28,10 +28,18 @@ import json
 import logging
 import random
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, register
-from mocoflow.methods.weight.common import DevEvaluator, coefficient_reliance, record
+from mocoflow.methods.base import MergeContext, MethodError, register
+from mocoflow.methods.common import pool_member
+from mocoflow.methods.weight.common import (
+    DevEvaluator,
+    TensorFormulaMerge,
+    coefficient_reliance,
+    member_template,
+    member_tensors,
+    record,
+)
 from mocoflow.models import ModelRef
 
 log = logging.getLogger(__name__)
@@ -150,19 +158,21 @@ def swarm_search(n: int, fitness, p: ModelSwarmsParams, seed: int) -> tuple[list
 
 
 @register
-class ModelSwarms(MergeMethod):
+class ModelSwarms(TensorFormulaMerge):
     name = "model_swarms"
     Params = ModelSwarmsParams
     uses_dev = True
 
-    def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
-        from mocoflow.training.merging import combine_states, load_state, save_state
+    def plan(self, pool: list[ModelRef], ctx: MergeContext | None = None) -> dict[str, Any]:
+        """``{"models", "coefficients", "dev_accuracy", "seed", "history"}``: the global best,
+        ``sum_i c_i theta_i``, and the fitness of every evaluated particle per iteration."""
+        from mocoflow.training.merging import combine_states, load_state
 
         p = self.params
         self.check_pool(pool)
         ctx = self.merge_context(ctx)
-        evaluator = DevEvaluator(ctx, pool[0].path, p.max_dev_items)
-        states = [load_state(Path(r.path)) for r in pool]
+        evaluator = DevEvaluator(ctx, member_template(pool[0]), p.max_dev_items)
+        states = [load_state(member_tensors(r)) for r in pool]
         memo: dict[tuple[float, ...], float] = {}
 
         def fitness(coefficients: list[float]) -> float:
@@ -179,8 +189,11 @@ class ModelSwarms(MergeMethod):
         log.info("model swarms: best dev accuracy %.3f with coefficients %s (%d evaluations)", fit, best,
                  evaluator.evaluations)
         log.debug("model swarms history: %s", json.dumps(history))
-        return save_state(combine_states(states, best), Path(pool[0].path), out_dir,
-                          sources=[r.path for r in pool],
-                          info={"method": self.name, "coefficients": dict(zip([r.name for r in pool], best,
-                                                                              strict=True)),
-                                "dev_accuracy": fit, "seed": seed, "history": history})
+        return {"models": [r.name for r in pool], "coefficients": best, "dev_accuracy": fit, "seed": seed,
+                "history": history}
+
+    def formula(self, pool: list[ModelRef], plan: dict[str, Any]) -> tuple[list[ModelRef], Any]:
+        from mocoflow.training.merging import linear
+
+        coefficients = [float(c) for c in plan["coefficients"]]
+        return [pool_member(pool, n) for n in plan["models"]], lambda _k, ts: linear(ts, coefficients)

@@ -10,11 +10,19 @@ own top fraction (mergekit's convention; it was mocoflow's only trim before).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from mocoflow.methods.base import MergeContext, MergeMethod, register
-from mocoflow.methods.weight.common import base_and_others, check_weights, record
+from mocoflow.methods.base import MergeContext, register
+from mocoflow.methods.common import pool_member
+from mocoflow.methods.weight.common import (
+    TensorFormulaMerge,
+    base_and_others,
+    check_weights,
+    member_tensors,
+    record,
+)
 from mocoflow.models import ModelRef
 
 
@@ -39,20 +47,34 @@ class TiesParams:
 
 
 @register
-class Ties(MergeMethod):
+class Ties(TensorFormulaMerge):
     name = "ties"
     Params = TiesParams
 
-    def merge(self, pool: list[ModelRef], out_dir: Path, ctx: MergeContext | None = None) -> Path:
-        from mocoflow.training.merging import global_trim_thresholds, merge_checkpoints, ties
+    def plan(self, pool: list[ModelRef], ctx: MergeContext | None = None) -> dict[str, Any]:
+        """``{"base", "others", "weights", "density", "scale", "thresholds"}``; ``thresholds`` (global trim
+        only: one per other model, None where nothing is kept) is what reading every tensor decided, so the
+        recipe materialises in one pass."""
+        from mocoflow.training.merging import global_trim_thresholds
 
         p = self.params
         self.check_pool(pool)
         base, others = base_and_others(pool, p.base, self.name)
         weights = check_weights(p.weights, len(others), self.name, "non-base model")
-        thresholds = (global_trim_thresholds(Path(base.path), [Path(r.path) for r in others], p.density)
-                      if p.trim == "global" else None)
+        thresholds = None
+        if p.trim == "global":
+            found = global_trim_thresholds(member_tensors(base), [member_tensors(r) for r in others], p.density)
+            thresholds = [None if math.isinf(t) else t for t in found]
         record(ctx, base=base.name, weights=dict(zip([r.name for r in others], weights, strict=True)),
                density=p.density, scale=p.scale, trim=p.trim)
-        return merge_checkpoints([Path(r.path) for r in (base, *others)], out_dir,
-                                 lambda _k, ts: ties(ts[0], ts[1:], weights, p.density, p.scale, thresholds))
+        return {"base": base.name, "others": [r.name for r in others], "weights": weights, "density": p.density,
+                "scale": p.scale, "thresholds": thresholds}
+
+    def formula(self, pool: list[ModelRef], plan: dict[str, Any]) -> tuple[list[ModelRef], Any]:
+        from mocoflow.training.merging import ties
+
+        members = [pool_member(pool, n) for n in (plan["base"], *plan["others"])]
+        weights, density, scale = plan["weights"], plan["density"], plan["scale"]
+        thresholds = (None if plan["thresholds"] is None
+                      else [math.inf if t is None else float(t) for t in plan["thresholds"]])
+        return members, lambda _k, ts: ties(ts[0], ts[1:], weights, density, scale, thresholds)
