@@ -36,7 +36,7 @@ class Job:
         from mocoflow.engines.loader import make_engine
 
         self.loads.append(ref.name)
-        return make_engine(ref.name, {"path": ref.path}, cache_dir=None, device="cpu")
+        return make_engine(ref.name, {**ref.spec, "path": ref.path}, cache_dir=None, device="cpu")
 
     def run(self, method: str, params: dict | None = None) -> tuple[list[dict], EngineProvider]:
         provider = EngineProvider(self.factory)
@@ -124,6 +124,7 @@ def test_agglm_trains_on_correct_aggregations_and_uses_the_tuned_aggregator(answ
     assert preds[0]["training_seconds"] > 0
     assert sum(e.usage.training_seconds for e in provider.loaded().values()) > 0
     assert answer_a_job.loads == ["a1", "a1+agglm"]  # the base aggregator and its tuned copy; a2 never loaded
+    assert not (answer_a_job.tmp / "agglm").exists()  # the tuned aggregator stays in memory: no files
 
 
 def test_multiagent_finetuning_tunes_agents_from_dev_consensus(answer_a_job):
@@ -134,11 +135,13 @@ def test_multiagent_finetuning_tunes_agents_from_dev_consensus(answer_a_job):
     assert len(answer_a_job.loads) <= 3 * 2 and len(set(answer_a_job.loads)) == len(answer_a_job.loads)
     assert "a1+gen" in answer_a_job.loads
     assert preds[0]["training_seconds"] > 0
+    assert not (answer_a_job.tmp / "multiagent_finetuning").exists()  # tuned agents stay in memory
 
 
 def test_sparta_duels_and_uses_a_dpo_tuned_model(answer_a_job):
     answer_a_job.loads.clear()
     preds, provider = answer_a_job.run("sparta", {"train_steps": 2})
+    assert not (answer_a_job.tmp / "sparta").exists()  # tuned models stay in memory: nothing in the run folder
     p = preds[0]
     assert p["duels"] == 2 and p["preference_pairs"] >= 1
     assert "+sparta1" in p["answered_by"] and p["training_seconds"] > 0
@@ -160,11 +163,15 @@ def test_dpo_and_sft_move_the_model_toward_the_preferred_answer(tiny_model_dir, 
 
     before = margin(engine)
     budget = TrainBudget(steps=6, lr=1e-2, batch_size=1)
-    dpo = dpo_lora(engine, ref, [(prompt, "Answer: C", "Answer: D")], budget, 0.5, tmp_path / "dpo", "m+dpo")
+    dpo = dpo_lora(engine, ref, [(prompt, "Answer: C", "Answer: D")], budget, 0.5, "m+dpo")
     assert dpo.ref is not None and dpo.losses[-1] < dpo.losses[0]
-    assert margin(make_engine("d", {"path": dpo.ref.path}, cache_dir=None, device="cpu")) > before + 1.0
-    sft = sft_lora(engine, ref, [(prompt, "Answer: C")], budget, tmp_path / "sft", "m+sft")
-    tuned = make_engine("s", {"path": sft.ref.path}, cache_dir=None, device="cpu")
+    assert margin(make_engine("d", {**dpo.ref.spec, "path": dpo.ref.path}, cache_dir=None, device="cpu")) \
+        > before + 1.0
+    sft = sft_lora(engine, ref, [(prompt, "Answer: C")], budget, "m+sft")
+    tuned = make_engine("s", {**sft.ref.spec, "path": sft.ref.path}, cache_dir=None, device="cpu")
     assert tuned.score_continuations([prompt], ["Answer: C"])[0] > engine.score_continuations([prompt],
                                                                                               ["Answer: C"])[0]
     assert margin(engine) == pytest.approx(before)  # the loaded engine's own weights were not touched
+    # the tuned models live in memory (base + adapter): nothing was written, and each has its own fingerprint
+    assert not list(tmp_path.iterdir())
+    assert len({engine.fingerprint, tuned.fingerprint, dpo.ref.card["fingerprint"]}) == 3

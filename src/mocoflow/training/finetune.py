@@ -2,10 +2,13 @@
 
 Multi-agent fine-tuning and AggLM tune agents with :func:`sft_lora`, SPARTA with :func:`dpo_lora`. Both run
 the one training loop here (:func:`train_lora_copy`): a seeded LoRA copy of the loaded model (no second load
-from disk), AdamW at a constant learning rate for ``steps`` batches (seeded epochs over the examples), the
-adapter merged and saved so the tuned model is loaded like any model (its own fingerprint, so the response
-cache never mixes it with its base). Batching and padding come from :mod:`mocoflow.training.lora`, the
-specialists' recipe, whose own loop (warmup, decay, saved adapter) builds the ``lora`` model source.
+from disk), AdamW at a constant learning rate for ``steps`` batches (seeded epochs over the examples).
+Nothing is written to disk: the tuned model is its base plus the trained adapter, kept in memory (a few MB)
+as a :class:`~mocoflow.engines.loader.DerivedWeights` in the returned model's spec; the job's engine loads
+the base and merges the adapter into it when the tuned model is first used (:func:`tuned_model`). Its
+fingerprint hashes the base's and the adapter's tensors, so the response cache never mixes it with its
+base. Batching and padding come from :mod:`mocoflow.training.lora`, the specialists' recipe, whose own loop
+(warmup, decay, saved adapter) builds the ``lora`` model source.
 
 Prompts are the model's chat-templated user turn (:func:`mocoflow.training.lora.prompt_head`); the loss
 is on response tokens (and eos) only.
@@ -14,14 +17,16 @@ is on response tokens (and eos) only.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from mocoflow.engines.loader import DerivedWeights
 from mocoflow.models import ModelRef
 from mocoflow.training.lora import batch_cycler, prompt_head, right_padded_batch
 
@@ -55,7 +60,8 @@ class TrainBudget:
 
 @dataclass
 class Trained:
-    """A saved tuned model: ``ref`` loads it like any model; ``seconds`` is the training wall time."""
+    """A tuned model: ``ref`` loads it like any model (base + adapter, built in memory); ``seconds`` is the
+    training wall time."""
 
     ref: ModelRef | None
     seconds: float
@@ -91,14 +97,42 @@ def _peft_copy(engine: Any, budget: TrainBudget) -> Any:
     return get_peft_model(base, config)
 
 
-def _save(model: Any, tokenizer: Any, out_dir: Path, name: str, base: ModelRef) -> ModelRef:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    merged = model.merge_and_unload()
-    merged.save_pretrained(str(out_dir), safe_serialization=True)
-    tokenizer.save_pretrained(str(out_dir))
-    spec = {k: v for k, v in base.spec.items() if k not in ("path", "source")}
-    return ModelRef(name=name, path=str(out_dir), card={**base.card, "name": name, "path": str(out_dir)},
-                    spec=spec)
+def adapter_fingerprint(base: str, config: Any, state: dict[str, Any]) -> str:
+    """sha256 over the base model's fingerprint, the LoRA configuration and every adapter tensor."""
+    import torch
+
+    h = hashlib.sha256(f"lora-finetune\0{base}\0".encode())
+    h.update(json.dumps(config.to_dict(), sort_keys=True, default=str).encode())
+    for key in sorted(state):
+        tensor = state[key].detach().to("cpu", torch.float32).contiguous()
+        h.update(f"\0{key}\0{tuple(tensor.shape)}\0".encode())
+        h.update(tensor.numpy().tobytes())
+    return h.hexdigest()
+
+
+def tuned_model(model: Any, base: ModelRef, base_fingerprint: str, name: str) -> ModelRef:
+    """The model ``name``: ``base`` with the adapter trained in ``model`` (a peft model), kept in memory.
+    Its spec's ``derived`` loads the base (``base.path``; a base that is itself tuned applies its own
+    adapters first) and merges the adapter; the base's backend does not carry over (in-memory weights are
+    served by transformers)."""
+    from peft import get_peft_model_state_dict
+
+    from mocoflow.training.merging import apply_adapter
+
+    config = copy.deepcopy(model.peft_config["default"])
+    state = {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(model).items()}
+    parent: DerivedWeights | None = base.spec.get("derived")
+    fingerprint = adapter_fingerprint(base_fingerprint, config, state)
+
+    def build(loaded: Any) -> Any:
+        if parent is not None:
+            loaded = parent.build(loaded)
+        return apply_adapter(loaded, config, state)
+
+    spec = {k: v for k, v in base.spec.items() if k not in ("path", "source", "backend")}
+    card = {**base.card, "name": name, "fingerprint": fingerprint, "source": "finetune"}
+    card.pop("path", None)
+    return ModelRef(name=name, path=base.path, card=card, spec={**spec, "derived": DerivedWeights(fingerprint, build)})
 
 
 def train_lora_copy(engine: Any, budget: TrainBudget, n_rows: int,
@@ -128,8 +162,8 @@ def _pad_id(tokenizer: Any) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
-def sft_lora(engine: Any, base: ModelRef, pairs: list[tuple[str, str]], budget: TrainBudget, out_dir: Path,
-             name: str) -> Trained:
+def sft_lora(engine: Any, base: ModelRef, pairs: list[tuple[str, str]], budget: TrainBudget, name: str
+             ) -> Trained:
     """LoRA SFT of a copy of ``engine.model`` on (prompt, response) pairs, loss on response tokens only.
     Returns ``ref=None`` when no pair fits ``max_length`` (nothing trained)."""
     t0 = time.perf_counter()
@@ -144,14 +178,14 @@ def sft_lora(engine: Any, base: ModelRef, pairs: list[tuple[str, str]], budget: 
         return model(input_ids=ids, attention_mask=mask, labels=labels).loss
 
     model, losses = train_lora_copy(engine, budget, len(rows), sft_loss)
-    ref = _save(model, tok, out_dir, name, base)
+    ref = tuned_model(model, base, engine.fingerprint, name)
     log.info("%s: SFT on %d examples, %d steps, loss %.3f -> %.3f", name, len(rows), budget.steps,
              losses[0] if losses else 0, losses[-1] if losses else 0)
     return Trained(ref, time.perf_counter() - t0, len(rows), losses)
 
 
 def dpo_lora(engine: Any, base: ModelRef, triples: list[tuple[str, str, str]], budget: TrainBudget,
-             beta: float, out_dir: Path, name: str) -> Trained:
+             beta: float, name: str) -> Trained:
     """DPO (Rafailov et al. 2023) on (prompt, chosen, rejected) with LoRA; the reference model is the same
     network with the adapter disabled. loss = -log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r)))."""
     import torch
@@ -179,7 +213,7 @@ def dpo_lora(engine: Any, base: ModelRef, triples: list[tuple[str, str, str]], b
         return -F.logsigmoid(beta * margin).mean()
 
     model, losses = train_lora_copy(engine, budget, len(rows), dpo_loss)
-    ref = _save(model, tok, out_dir, name, base)
+    ref = tuned_model(model, base, engine.fingerprint, name)
     log.info("%s: DPO on %d pairs, %d steps, loss %.3f -> %.3f", name, len(rows), budget.steps, losses[0],
              losses[-1])
     return Trained(ref, time.perf_counter() - t0, len(rows), losses)

@@ -16,7 +16,8 @@ rejection step, the untuned aggregator is used.
 **Test**: the (tuned) aggregator reads each test question with the pool's shared test candidates (reused)
 and writes the final answer. The aggregator is ``aggregator`` or the pool's best model on dev.
 ``training_seconds`` is the whole dev phase (sampling, rejection, SFT) - per prediction the job total / test
-items; the job total is added to ``usage.json``. Loads per job: the aggregator, plus its tuned copy.
+items; the job total is added to ``usage.json``. Loads per job: the aggregator, plus its tuned copy
+(the aggregator plus its adapter, kept in memory and merged when it loads: nothing is written to disk).
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ class AggLM(Method):
         if pairs:
             budget = TrainBudget(steps=p.train_steps, lr=p.lr, rank=p.rank, batch_size=p.batch_size,
                                  seed=ctx.seed)
-            tuned = sft_lora(engine, agg, pairs, budget, ctx.workdir / "agglm" / agg.name, f"{agg.name}+agglm")
+            tuned = sft_lora(engine, agg, pairs, budget, f"{agg.name}+agglm")
             if tuned.ref is not None:
                 aggregator = tuned.ref
         train_seconds = time.perf_counter() - t0

@@ -8,8 +8,9 @@ Reasoning Chains"; MoCo ``multiagent_finetuning``).
 2. **Fine-tuning sets** per pool model: *generation* examples are (question prompt, the model's round-0
    answer) where that answer agrees with the consensus; *critic* examples are (debate prompt of round
    r >= 1, the model's round-r answer) where it agrees with the consensus.
-3. **LoRA SFT** (seeded, ``train_steps`` steps, an in-memory copy of the loaded model; merged and saved under
-   the job's folder): one generation agent and, with ``critics: true``, one critic agent per model. A model
+3. **LoRA SFT** (seeded, ``train_steps`` steps, an in-memory copy of the loaded model; nothing written: the
+   agent is its base plus the adapter, merged when it loads): one generation agent and, with
+   ``critics: true``, one critic agent per model. A model
    with no examples for a role keeps its base weights in that role.
 4. **Debate on test** with the tuned agents: the tuned generation agents write round 0 (new text: the
    shared generations come from the base models), the critic agents write the debate rounds; final answer by
@@ -122,8 +123,7 @@ class MultiagentFinetuning(Method):
                 examples[f"{a.name}/{role}"] = len(pairs)
                 if not pairs:
                     continue
-                tuned = sft_lora(engine, a, pairs, budget, ctx.workdir / "multiagent_finetuning" / f"{a.name}-{role}",
-                                 f"{a.name}+{role}")
+                tuned = sft_lora(engine, a, pairs, budget, f"{a.name}+{role}")
                 if tuned.ref is not None:
                     slot[k] = tuned.ref
             if not p.critics:

@@ -18,7 +18,8 @@ Per iteration (``iterations``, default 1), on the DEV split only:
 The **best tuned model by dev accuracy** (gold, dev split; ties to pool order) answers the test split (the
 best untuned model on dev when nothing could be tuned: a one-model pool, or no decided duel). Training time (duels,
 judging, DPO, dev evaluation) is ``training_seconds`` (per prediction: the job total / test items).
-Loads per job: n base models + n tuned models per iteration.
+Loads per job: n base models + n tuned models per iteration (each tuned model is its base plus the adapters
+trained so far, kept in memory and merged when it loads: nothing is written to disk).
 """
 
 from __future__ import annotations
@@ -116,8 +117,7 @@ class Sparta(Method):
             if not triples:
                 break
             for k, model in enumerate(current):
-                out_dir = ctx.workdir / "sparta" / f"{base[k].name}-it{it + 1}"
-                tuned = dpo_lora(ctx.engines.get(model), base[k], triples, budget, p.beta, out_dir,
+                tuned = dpo_lora(ctx.engines.get(model), model, triples, budget, p.beta,
                                  f"{base[k].name}+sparta{it + 1}")
                 if tuned.ref is not None:
                     current[k] = tuned.ref
