@@ -24,32 +24,8 @@ JUDGMENTS = [
 ]
 
 
-rule judge_single:
-    """One judge on one model's shared test generations for one task."""
-    input:
-        split_items=f"{RESULTS}/data/{{task}}/test.jsonl",
-        preds=f"{RESULTS}/generations/{{model}}/{{task}}/test.jsonl",
-    output:
-        judgments=f"{RESULTS}/judgments/{{judge}}/single/{{model}}/{{task}}.jsonl",
-        usage=f"{RESULTS}/judgments/{{judge}}/single/{{model}}/{{task}}.usage.json",
-    log:
-        f"{RESULTS}/logs/judge/{{judge}}/single/{{model}}/{{task}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/judge/{{judge}}/single/{{model}}/{{task}}.tsv"
-    conda:
-        "../envs/gpu.yaml"
-    threads: JOB_THREADS
-    resources:
-        gpu=judge_gpus,
-        mem_mb=32000,
-        runtime=120,
-    params:
-        judge=judge_json,
-        weights=lambda wc: judge_weights(wc.judge),
-    shell:
-        "OMP_NUM_THREADS={threads} python -m mocoflow.scoring.judges --judge {params.judge:q}"
-        " --items {input.split_items} --predictions {input.preds} --out {output.judgments}"
-        " --usage {output.usage} 2> {log}"
+# judge_single (a model's shared test generations) is judge_run (one run's predictions) with its own inputs,
+# outputs, log and benchmark.
 
 
 rule judge_run:
@@ -75,6 +51,19 @@ rule judge_run:
         judge=judge_json,
         weights=lambda wc: judge_weights(wc.judge),
     shell:
-        "OMP_NUM_THREADS={threads} python -m mocoflow.scoring.judges --judge {params.judge:q}"
+        "OMP_NUM_THREADS={threads} python -m mocoflow.stages.judge --judge {params.judge:q}"
         " --items {input.split_items} --predictions {input.preds} --out {output.judgments}"
         " --usage {output.usage} 2> {log}"
+
+
+use rule judge_run as judge_single with:
+    input:
+        split_items=f"{RESULTS}/data/{{task}}/test.jsonl",
+        preds=f"{RESULTS}/generations/{{model}}/{{task}}/test.jsonl",
+    output:
+        judgments=f"{RESULTS}/judgments/{{judge}}/single/{{model}}/{{task}}.jsonl",
+        usage=f"{RESULTS}/judgments/{{judge}}/single/{{model}}/{{task}}.usage.json",
+    log:
+        f"{RESULTS}/logs/judge/{{judge}}/single/{{model}}/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/judge/{{judge}}/single/{{model}}/{{task}}.tsv"

@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 
 from mocoflow.data.schema import Item
-from mocoflow.scoring import judges
 from mocoflow.scoring.judges import (
     DEFAULT_MODELS,
     JudgeConfigError,
@@ -149,16 +148,17 @@ def tiny_reward_dir(tiny_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathF
     return out
 
 
-def test_tiny_reward_model_scores_through_the_cli(tiny_reward_dir: Path, tmp_path: Path):
+def test_tiny_reward_model_scores_through_the_judge_stage(tiny_reward_dir: Path, tmp_path: Path):
     from mocoflow.io import read_jsonl, write_jsonl
+    from mocoflow.stages import judge as judge_stage
 
     items = [_item(0), _item(1)]
     write_jsonl(tmp_path / "items.jsonl", [i.to_dict() for i in items])
     write_jsonl(tmp_path / "preds.jsonl", [{"id": "t-0", "output": "yes"}, {"id": "t-1", "output": "a longer one"}])
-    judges.main(["--judge", json.dumps({"name": "reward", "kind": "reward_model", "model": str(tiny_reward_dir),
-                                        "gpus": 0}),
-                 "--items", str(tmp_path / "items.jsonl"), "--predictions", str(tmp_path / "preds.jsonl"),
-                 "--out", str(tmp_path / "j.jsonl"), "--usage", str(tmp_path / "u.json")])
+    judge_stage.main(["--judge", json.dumps({"name": "reward", "kind": "reward_model",
+                                             "model": str(tiny_reward_dir), "gpus": 0}),
+                      "--items", str(tmp_path / "items.jsonl"), "--predictions", str(tmp_path / "preds.jsonl"),
+                      "--out", str(tmp_path / "j.jsonl"), "--usage", str(tmp_path / "u.json")])
     rows = read_jsonl(tmp_path / "j.jsonl")
     assert [r["status"] for r in rows] == ["ok", "ok"]
     assert all(isinstance(r["value"], float) and 0 < r["score"] < 1 for r in rows)

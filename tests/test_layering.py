@@ -85,7 +85,6 @@ ALLOWED = {
     ("mocoflow.training.lora", "mocoflow.models_offline"),
     # Layer violations outside the loop:
     ("mocoflow.models", "mocoflow.testing"),  # the ``tiny`` model source builds with testing.build_tiny_model (harden)
-    ("mocoflow.scoring.judges", "mocoflow.stages.common"),  # the judge's own entry point; noncomp owns judges.py
 }
 
 

@@ -36,12 +36,12 @@ What each produces per item (one JSON line: ``id``, ``judge``, ``kind``, ``statu
 Without the weights (not a local folder, not in the local HF cache, and the hub switched off with
 ``HF_HUB_OFFLINE=1``) every item gets status ``skipped`` with the reason -- scores are never faked.
 :func:`weights_state` is what the rule passes as a param, so the judge reruns once the weights appear.
-:func:`apply_judgments` folds judgments into a score table (the ``score`` stage).
+The job's entry point is the ``judge`` stage (:mod:`mocoflow.stages.judge`); :func:`apply_judgments` folds
+judgments into a score table (the ``score`` stage).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -60,8 +60,9 @@ DEFAULT_MODELS = {"reward_model": "Skywork/Skywork-Reward-Llama-3.1-8B-v0.2",
 DECISIONS = ("generate", "logprob")
 _NAME_KINDS = {"reward": "reward_model", "reward_model": "reward_model", "verifier": "verifier",
                "noncompliance": "noncompliance"}
-_KEYS = {"kind", "model", "revision", "tasks", "gpus", "backend", "dtype", "batch_size", "max_new_tokens",
-         "max_length", "threshold", "decision"}
+# the keys of one judge's block under ``judges:``
+CONFIG_KEYS = {"kind", "model", "revision", "tasks", "gpus", "backend", "dtype", "batch_size", "max_new_tokens",
+               "max_length", "threshold", "decision"}
 _DEFAULT_MAX_NEW_TOKENS = {"verifier": 1024, "noncompliance": 256}
 
 VERIFIER_TEMPLATE = (
@@ -99,9 +100,9 @@ class JudgeSpec:
 
     @classmethod
     def from_config(cls, name: str, d: dict[str, Any]) -> JudgeSpec:
-        unknown = set(d) - _KEYS
+        unknown = set(d) - CONFIG_KEYS
         if unknown:
-            raise JudgeConfigError(f"judges.{name}: unknown key(s) {sorted(unknown)}; valid: {sorted(_KEYS)}")
+            raise JudgeConfigError(f"judges.{name}: unknown key(s) {sorted(unknown)}; valid: {sorted(CONFIG_KEYS)}")
         kind = d.get("kind", _NAME_KINDS.get(name))
         if kind not in KINDS:
             raise JudgeConfigError(f"judges.{name}: kind must be one of {KINDS}, got {kind!r}")
@@ -468,36 +469,3 @@ def apply_judgments(df: Any, judgments: dict[str, list[dict[str, Any]]]) -> Any:
                     df.at[idx, "parsed"] = "noncompliant" if r["correct"] else "compliant"
                 df.at[idx, "scored_by"] = name
     return df
-
-
-def main(argv: list[str] | None = None) -> None:
-    from mocoflow.io import by_seed, read_jsonl, write_json, write_jsonl
-    from mocoflow.stages.common import json_arg, parser, read_items, setup_logging
-
-    p = parser("Run one judge over one predictions file (results/judgments/...).")
-    p.add_argument("--judge", type=json_arg, required=True, help='{"name": ..., "kind": ..., "model": ...}')
-    p.add_argument("--items", type=Path, required=True)
-    p.add_argument("--predictions", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--usage", type=Path, required=True)
-    args = p.parse_args(argv)
-    setup_logging(args.log_level)
-    d = dict(args.judge)
-    spec = JudgeSpec.from_config(d.pop("name"), d)
-    items = read_items(args.items)
-    outputs = {seed: {i: r.get("output", "") for i, r in recs.items()}
-               for seed, recs in by_seed(read_jsonl(args.predictions)).items()}
-    from mocoflow.gpu import claim_devices
-
-    with claim_devices(spec.gpus):
-        judged, usage = run_judge_by_seed(spec, items, outputs or {0: {}})
-    write_jsonl(args.out, [{**j.to_dict(), "seed": seed} for seed, js in sorted(judged.items()) for j in js])
-    counts: dict[str, int] = {}
-    for j in (j for js in judged.values() for j in js):
-        counts[j.status] = counts.get(j.status, 0) + 1
-    write_json(args.usage, {**usage, "status_counts": counts})
-    log.info("judge %s on %s: %s", spec.name, args.predictions, json.dumps(counts))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
