@@ -66,6 +66,13 @@ def prompt_style_param(task):
     return {"prompt_style": style} if style != "default" else {}
 
 
+def sandbox_param():
+    """{"sandbox": ...} when the config sets a sandbox policy, else {} (methods grade dev outputs with the
+    task's scorer, which runs model-written code under it; jobs of a study without the key stay as they
+    were, so nothing reruns)."""
+    return {"sandbox": config["sandbox"]} if config.get("sandbox") else {}
+
+
 def run_params(wc):
     return as_param(
         {
@@ -84,6 +91,7 @@ def run_params(wc):
             },
             **seeds_param(wc.task, method_of(wc.run).stochastic),
             **prompt_style_param(wc.task),
+            **sandbox_param(),
         }
     )
 
@@ -113,7 +121,12 @@ def merge_params(wc):
             "method_params": config["methods"][wc.run].get("params", {}),
             "decoding": task_decoding(wc.task) if "task" in wc.keys() else DECODING,
             "device": DEVICE,
-            **(prompt_style_param(wc.task) if "task" in wc.keys() else {}),
+            # merges that choose on dev prompt and grade candidates: the prompt style and the sandbox policy
+            **(
+                prompt_style_param(wc.task) | sandbox_param()
+                if "task" in wc.keys()
+                else {}
+            ),
         }
     )
 

@@ -23,7 +23,7 @@ from mocoflow.methods import METHODS
 from mocoflow.methods.api.co_llm import defer_labels, teacher_forced
 from mocoflow.methods.api.mentor_collab import decide, mentor_decode
 from mocoflow.methods.api.nudging import nudge_decode
-from mocoflow.methods.base import EngineProvider, RunContext
+from mocoflow.methods.base import EngineProvider, RunContext, TaskScorer
 from mocoflow.models import ModelRef
 
 torch.set_num_threads(1)
@@ -31,6 +31,7 @@ torch.set_num_threads(1)
 # prompts of different lengths (real left padding); the answer-A model ends early on them
 PROMPTS = ["Which option 0?", "Answer the question. Which option is correct? A) yes B) no C) maybe",
            "What is 2 + 3?", "hi"]
+score_output = TaskScorer()  # the task's scorer, as a run's ctx.score grades outputs
 
 
 @pytest.fixture(scope="module")
@@ -302,8 +303,6 @@ def two_kinds(i: int, split: str) -> Item:
 
 
 def test_switch_generation_selector_learns_from_dev_rollouts(engines, answer_b_engine):
-    from mocoflow.methods.common import score_output
-
     engines = {**engines, "ans_b": answer_b_engine}
     solo = solo_greedy(answer_b_engine, build_prompt(same_q(0, "dev")), 8)
     assert score_output(same_q(0, "dev"), solo)
@@ -335,7 +334,7 @@ def test_switch_generation_schedules_follow_the_question(engines, kind_engines):
     from itertools import product
 
     from mocoflow.methods.api.switch_generation import n_patches, switch_decode
-    from mocoflow.methods.common import prompts_for, score_output
+    from mocoflow.methods.common import prompts_for
 
     engines = {**engines, **kind_engines}
     names = ["ans_a", "ans_b"]
@@ -446,7 +445,6 @@ def test_mentor_collab_adopts_the_mentors_patch(tmp_path, kind_models, kind_engi
 
     import mocoflow.methods.api.mentor_collab as mentor_module
     from mocoflow.engines.transformers_engine import TransformersEngine
-    from mocoflow.methods.common import score_output
     from mocoflow.testing import train_tiny_model_on_pairs
 
     item = two_kinds(0, "test")  # gold A

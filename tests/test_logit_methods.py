@@ -181,7 +181,7 @@ def test_optimised_fusion_keeps_the_best_dev_candidate(tmp_path: Path, tiny_mode
     assert candidate_weights(2, "grid", 3, 0.25, 0) == cands
     # each candidate decoded on its own, one at a time (the method decodes them side by side)
     scores = [dev_accuracy_of(engines, ctx.items["dev"], lambda lp, rows, w=w: fused_logprobs(lp, w),
-                              DecodingConfig(max_new_tokens=STEPS, batch_size=1)) for w in cands]
+                              DecodingConfig(max_new_tokens=STEPS, batch_size=1), ctx.score) for w in cands]
     assert max(scores) > min(scores)  # the candidates differ on dev, so the choice below is meaningful
     best = max(range(len(cands)), key=lambda i: (scores[i], -i))
     assert preds[0]["fusion_weights"] == cands[best] and preds[0]["fusion_dev_accuracy"] == scores[best]

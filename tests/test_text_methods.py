@@ -336,6 +336,7 @@ def test_multiagent_finetuning_sets_follow_the_consensus():
 
 
 def test_agglm_rejection_keeps_correct_samples_and_caps_easy_items():
+    from mocoflow.methods.base import TaskScorer
     from mocoflow.methods.text.agglm import rejection_set
 
     items = [mc(0, "dev"), mc(1, "dev"), mc(2, "dev")]
@@ -343,10 +344,10 @@ def test_agglm_rejection_keeps_correct_samples_and_caps_easy_items():
              ["Answer: B", "Answer: B", "Answer: A"],  # hard: majority wrong
              ["Answer: B", "Answer: C", "Answer: B"]]  # hard, no sample right
     samples = [["Answer: A", "Answer: A ", "Answer: B"], ["Answer: A", "Answer: B"], ["Answer: B"]]
-    pairs, hard, easy = rejection_set(items, cands, ["p0", "p1", "p2"], samples, 0.5, seed=0)
+    pairs, hard, easy = rejection_set(items, cands, ["p0", "p1", "p2"], samples, 0.5, seed=0, score=TaskScorer())
     assert (hard, easy) == (1, 1) and ("p1", "Answer: A") in pairs
     assert all(out.startswith("Answer: A") for _, out in pairs)
-    _, hard, easy = rejection_set(items, cands, ["p0", "p1", "p2"], samples, 0.0, seed=0)
+    _, hard, easy = rejection_set(items, cands, ["p0", "p1", "p2"], samples, 0.0, seed=0, score=TaskScorer())
     assert (hard, easy) == (1, 0)
 
 

@@ -10,14 +10,18 @@ import sys
 import types
 import typing
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mocoflow.data.schema import Item
 from mocoflow.engines.base import DecodingConfig, Engine
 from mocoflow.models import ModelRef
 from mocoflow.registry import Registry
+
+if TYPE_CHECKING:
+    from mocoflow.scoring.sandbox import SandboxPolicy
 
 
 class Need(enum.Enum):
@@ -32,6 +36,27 @@ class Need(enum.Enum):
     # the gold answers of the TEST items (only reference rows such as oracle_router): every other method
     # gets test items with ``gold`` removed (dev keeps its gold), so no prediction can depend on test gold
     TEST_GOLD = "test_gold"
+
+
+Score = Callable[[Item, str], bool]  # (item, output) -> whether the output is correct
+
+
+@dataclass(frozen=True)
+class TaskScorer:
+    """The task's scorer as a method uses it on dev (or, with ``Need.TEST_GOLD``, test) outputs:
+    ``(item, output) -> correct``. Model-written code (coding items) runs under ``sandbox``, the study
+    config's ``sandbox:`` policy that the collaborate and merge stages pass in; the default fails closed
+    without bubblewrap (``SandboxUnavailable``), as the score stage does."""
+
+    sandbox: SandboxPolicy | None = None
+
+    def __call__(self, item: Item, output: str) -> bool:
+        from mocoflow.scoring import score_item
+        from mocoflow.scoring.coding import CodingScorer
+
+        if item.task_type == "coding":
+            return bool(CodingScorer(self.sandbox).score(item, output).correct)
+        return bool(score_item(item, output).correct)
 
 
 class MethodError(RuntimeError):
@@ -57,6 +82,9 @@ class RunContext:
     workdir: Path
     seed: int = 0
     merged_model: ModelRef | None = None
+    # how the run grades an output (dev selection, rewards, rejection sampling): the task's scorer under the
+    # study's sandbox policy; every method scores through it (never a module-level scorer)
+    score: Score = field(default_factory=TaskScorer)
     # what the run decided, written to decisions.json beside its predictions (see ``decide``)
     decisions: dict[str, Any] = field(default_factory=dict)
 
@@ -306,7 +334,8 @@ class MergeContext:
     dev_items: the task's dev split (only dev; never test).
     decoding: how candidates generate on dev (the study's decoding settings).
     engine_factory: ``path -> Engine`` without a response cache (candidate weights are swapped in place).
-    score: ``(item, output) -> correct``; None means the task's scorer (``methods.common.score_output``).
+    score: ``(item, output) -> correct``: the task's scorer under the study's sandbox policy (``TaskScorer``;
+    the merge stage builds it from the config's ``sandbox:``).
     seed: seed for stochastic merges (search, drop masks, swarms).
     decisions: what the merge decided (coefficients, ``reliance``; see ``RunContext.decide``); the merge
     stage writes them into the merged model's card and the collaborate stage into the run's decisions.json.
@@ -315,7 +344,7 @@ class MergeContext:
     dev_items: list[Item] = field(default_factory=list)
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     engine_factory: Any = None
-    score: Any = None
+    score: Score = field(default_factory=TaskScorer)
     seed: int = 0
     decisions: dict[str, Any] = field(default_factory=dict)
 

@@ -26,15 +26,10 @@ from mocoflow.methods.base import MethodError, RunContext
 from mocoflow.models import ModelRef
 
 
-def score_output(item: Item, output: str) -> bool:
-    from mocoflow.scoring import score_item
-
-    return bool(score_item(item, output).correct)
-
-
 def dev_correctness(ctx: RunContext, model: str) -> dict[str, bool]:
-    """Per dev item, whether the model's shared dev generation is correct."""
-    return {item.id: score_output(item, ctx.gen(model, "dev", item.id)["output"]) for item in ctx.items["dev"]}
+    """Per dev item, whether the model's shared dev generation is correct (``ctx.score``: the task's scorer
+    under the study's sandbox policy)."""
+    return {item.id: ctx.score(item, ctx.gen(model, "dev", item.id)["output"]) for item in ctx.items["dev"]}
 
 
 def dev_accuracy(ctx: RunContext) -> dict[str, float]:

@@ -2,7 +2,9 @@
 
 What a method sees: the dev split with its gold, and the test split WITHOUT gold (``Item.gold`` is None),
 unless the method declares ``Need.TEST_GOLD`` (the oracle router, a reference row). Answer parsing takes its
-mode from the task type and metadata (``methods.common.answer_key``), so no method needs the test gold.
+mode from the task type and metadata (``methods.common.answer_key``), so no method needs the test gold. A
+method grades outputs (dev selection, rewards) with ``ctx.score``: the task's scorer under the study's
+``sandbox:`` policy (``params["sandbox"]``, passed by the rule when the config sets it).
 
 ``decisions.json`` (beside the predictions): what the run decided, per seed (``ctx.decide``):
 ``{"run", "method", "pool", "task", "seeds": [...], "by_seed": {"<seed>": {...}}}``.
@@ -23,9 +25,10 @@ from mocoflow.engines.base import DecodingConfig, Usage
 from mocoflow.engines.loader import make_engine
 from mocoflow.io import by_seed, read_jsonl, write_json, write_jsonl
 from mocoflow.methods import METHODS
-from mocoflow.methods.base import EngineProvider, MergeMethod, Method, MethodError, Need, RunContext
+from mocoflow.methods.base import EngineProvider, MergeMethod, Method, MethodError, Need, RunContext, TaskScorer
 from mocoflow.methods.common import without_gold
 from mocoflow.models import ModelRef
+from mocoflow.scoring.sandbox import SandboxPolicy
 from mocoflow.stages.common import job_seeds, json_arg, parser, read_items, setup_logging
 
 log = logging.getLogger("mocoflow.collaborate")
@@ -95,6 +98,7 @@ def collaborate(params: dict[str, Any], cards: list[Path], items: dict[str, Path
     test_ids = [i.id for i in split_items["test"]]
     generations = load_generations(gens)
     merged = merged_model(method, merged_card, pool) if merged_card else None
+    score = TaskScorer(SandboxPolicy.from_config(params.get("sandbox")))
     rows: list[dict[str, Any]] = []
     decisions: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
@@ -103,7 +107,7 @@ def collaborate(params: dict[str, Any], cards: list[Path], items: dict[str, Path
             run=params["run"], pool_name=params["pool"], pool=pool, task=params["task"], items=split_items,
             generations=generations_for_seed(generations, seed), decoding=replace(decoding, seed=seed),
             engines=provider, workdir=out.parent if len(seeds) == 1 else out.parent / f"seed{seed}", seed=seed,
-            merged_model=merged,
+            merged_model=merged, score=score,
         )
         preds = method.run(ctx)
         if [p["id"] for p in preds] != test_ids:

@@ -18,15 +18,17 @@ from pathlib import Path
 from mocoflow.data.prompts import with_prompt_style
 from mocoflow.io import write_json
 from mocoflow.methods import METHODS
-from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, recipe_fingerprint
+from mocoflow.methods.base import MergeContext, MergeMethod, MethodError, TaskScorer, recipe_fingerprint
 from mocoflow.models import ModelRef
+from mocoflow.scoring.sandbox import SandboxPolicy
 from mocoflow.stages.common import json_arg, parser, read_items, setup_logging
 
 log = logging.getLogger("mocoflow.merge")
 
 
 def merge_context(params: dict, dev: Path | None) -> MergeContext:
-    """Dev items, decoding and an uncached engine factory for merges that evaluate candidates on dev."""
+    """Dev items, decoding, an uncached engine factory and the task's scorer under the study's sandbox policy
+    (``params["sandbox"]``) for merges that evaluate candidates on dev."""
     from mocoflow.engines.base import DecodingConfig
     from mocoflow.engines.loader import make_engine
 
@@ -36,7 +38,7 @@ def merge_context(params: dict, dev: Path | None) -> MergeContext:
     return MergeContext(dev_items=dev_items, decoding=decoding,
                         engine_factory=lambda path: make_engine("merge-candidate", {"path": str(path)},
                                                                 cache_dir=None, device=device),
-                        seed=decoding.seed)
+                        score=TaskScorer(SandboxPolicy.from_config(params.get("sandbox"))), seed=decoding.seed)
 
 
 def merge(cards: list[Path], card_out: Path, params: dict, dev: Path | None = None) -> dict:

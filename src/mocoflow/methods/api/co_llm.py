@@ -27,7 +27,7 @@ import numpy as np
 
 from mocoflow.methods.api.common import Timer, by_size, chunks, fit_logistic, pool_ref, stepped_costs
 from mocoflow.methods.base import Method, MethodError, Need, RunContext, prediction, register
-from mocoflow.methods.common import dev_accuracy, prompts_for, score_output
+from mocoflow.methods.common import dev_accuracy, prompts_for
 from mocoflow.training.lora import answer_text
 
 
@@ -99,7 +99,7 @@ class CoLLM(Method):
             # reference continuation: a correct pool answer (in the models' own style), else the gold answer
             # written in the scorers' answer format; an item with neither is skipped
             ref = next((ctx.gen(n, "dev", item.id)["output"] for n in order
-                        if score_output(item, ctx.gen(n, "dev", item.id)["output"])), None) or answer_text(item)
+                        if ctx.score(item, ctx.gen(n, "dev", item.id)["output"])), None) or answer_text(item)
             if ref is not None:
                 items.append(item)
                 refs.append(ref)

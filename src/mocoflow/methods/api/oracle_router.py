@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from mocoflow.methods.base import Method, MethodError, Need, RunContext, prediction, register
-from mocoflow.methods.common import reliance_from_counts, reused_costs, score_output
+from mocoflow.methods.common import reliance_from_counts, reused_costs
 
 
 @register
@@ -27,7 +27,7 @@ class OracleRouter(Method):
             if item.gold is None and item.task_type not in ("noncompliance", "reward_model"):
                 raise MethodError(f"oracle_router: test item {item.id!r} has no gold (Need.TEST_GOLD not honoured)")
             recs = [(ref.name, ctx.gen(ref.name, "test", item.id)) for ref in ctx.pool]
-            right = [(name, rec) for name, rec in recs if score_output(item, rec["output"])]
+            right = [(name, rec) for name, rec in recs if ctx.score(item, rec["output"])]
             name, rec = right[0] if right else recs[0]
             out.append(prediction(item.id, rec["output"], answered_by=name, reference="upper_bound_uses_gold",
                                   models_correct=len(right), **reused_costs([rec])))

@@ -40,7 +40,7 @@ from mocoflow.methods.api.common import (
     stepped_costs,
 )
 from mocoflow.methods.base import Method, MethodError, Need, RunContext, prediction, register
-from mocoflow.methods.common import dev_accuracy, prompts_for, score_output
+from mocoflow.methods.common import dev_accuracy, prompts_for
 
 # (rows, patch index, text so far per row) -> writer per row
 Choose = Callable[[list[int], int, list[str]], list[str]]
@@ -203,7 +203,7 @@ class SwitchGeneration(Method):
                                     ctx.decoding.max_new_tokens, whole_words=whole_words)
             for i, res in zip(batch, results, strict=True):
                 item = row_items[i]
-                reward = float(score_output(item, res.text))
+                reward = float(ctx.score(item, res.text))
                 for k, (writer, prefix) in enumerate(zip(res.writers, res.prefixes, strict=True)):
                     decisions.append((state_text(question_text(item), prefix), k, writer, reward))
                 tokens += res.cost["generated_tokens"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mocoflow.engines.base import DecodingConfig
-from mocoflow.methods.base import prediction
+from mocoflow.methods.base import Score, prediction
 
 Combine = Callable[[list[Any], Any], Any]  # ([B, V] log-probs per model, LongTensor[B] rows) -> [B, V] scores
 
@@ -94,21 +94,20 @@ def to_predictions(item_ids: list[str], decoded: list[Decoded], n_models: int, *
     return out
 
 
-def accuracy_per_row_group(items: list[Any], decoded: list[Decoded], groups: int) -> list[float]:
-    """Decoded rows are ``groups`` consecutive copies of ``items``: the task scorer's accuracy of each copy."""
-    from mocoflow.methods.common import score_output
-
+def accuracy_per_row_group(items: list[Any], decoded: list[Decoded], groups: int, score: Score) -> list[float]:
+    """Decoded rows are ``groups`` consecutive copies of ``items``: the accuracy of each copy by ``score``
+    (the run's ``ctx.score``: the task's scorer)."""
     n = len(items)
-    return [sum(score_output(i, decoded[g * n + k].text) for k, i in enumerate(items)) / max(n, 1)
+    return [sum(score(i, decoded[g * n + k].text) for k, i in enumerate(items)) / max(n, 1)
             for g in range(groups)]
 
 
-def dev_accuracy_of(engines: list[Any], items: list[Any], combine: Combine, decoding: DecodingConfig
-                    ) -> float:
-    """Accuracy on ``items`` of decoding with ``combine`` (the task's scorer)."""
+def dev_accuracy_of(engines: list[Any], items: list[Any], combine: Combine, decoding: DecodingConfig,
+                    score: Score) -> float:
+    """Accuracy on ``items`` of decoding with ``combine`` (by ``score``, the run's ``ctx.score``)."""
     from mocoflow.methods.common import prompts_for
 
     if not items:
         return 0.0
     decoded = combined_generate(engines, prompts_for(items), combine, decoding)
-    return accuracy_per_row_group(items, decoded, 1)[0]
+    return accuracy_per_row_group(items, decoded, 1, score)[0]

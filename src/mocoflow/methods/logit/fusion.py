@@ -126,7 +126,7 @@ class LogitFusion(Method):
         decoded = combined_generate(engines, prompts_for(dev) * len(cands),
                                     lambda lps, rows: fuse_rows(lps, per_row[rows].to(lps[0].device)),
                                     ctx.decoding)
-        scores = accuracy_per_row_group(dev, decoded, len(cands))
+        scores = accuracy_per_row_group(dev, decoded, len(cands), ctx.score)
         best = max(range(len(cands)), key=lambda i: (scores[i], -i))
         log.info("logit_fusion: dev accuracy per candidate %s -> weights %s",
                  [(c, s) for c, s in zip(cands, scores, strict=True)], cands[best])

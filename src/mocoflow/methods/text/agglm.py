@@ -27,8 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mocoflow.methods.base import Method, Need, RunContext, prediction, register
-from mocoflow.methods.common import score_output
+from mocoflow.methods.base import Method, Need, RunContext, Score, prediction, register
 from mocoflow.methods.text.common import (
     Ledger,
     answer_key,
@@ -68,16 +67,17 @@ class AggLMParams:
 
 
 def rejection_set(items: list[Any], cands: list[list[str]], prompts: list[str], samples: list[list[str]],
-                  max_easy_share: float, seed: int) -> tuple[list[tuple[str, str]], int, int]:
-    """(kept (prompt, aggregation) pairs, hard kept, easy kept): correct samples only, easy items capped."""
+                  max_easy_share: float, seed: int, *, score: Score) -> tuple[list[tuple[str, str]], int, int]:
+    """(kept (prompt, aggregation) pairs, hard kept, easy kept): correct samples only (by ``score``, the
+    run's ``ctx.score``), easy items capped."""
     hard, easy = [], []
     for i, item in enumerate(items):
         keys = [answer_key(item, c) for c in cands[i]]
         win = vote_index(keys, [-k for k in range(len(keys))])
-        majority_right = win is not None and score_output(item, cands[i][win])
+        majority_right = win is not None and score(item, cands[i][win])
         seen = set()
         for s in samples[i]:
-            if s not in seen and score_output(item, s):
+            if s not in seen and score(item, s):
                 seen.add(s)
                 (easy if majority_right else hard).append((prompts[i], s))
     rng = random.Random(seed)
@@ -111,7 +111,8 @@ class AggLM(Method):
                                    progress=f"{ctx.run} dev sample {s + 1}")
             for i, g in enumerate(gens):
                 samples[i].append(g.text)
-        pairs, n_hard, n_easy = rejection_set(dev, dev_cands, dev_prompts, samples, p.max_easy_share, ctx.seed)
+        pairs, n_hard, n_easy = rejection_set(dev, dev_cands, dev_prompts, samples, p.max_easy_share, ctx.seed,
+                                               score=ctx.score)
         aggregator = agg
         if pairs:
             budget = TrainBudget(steps=p.train_steps, lr=p.lr, rank=p.rank, batch_size=p.batch_size,

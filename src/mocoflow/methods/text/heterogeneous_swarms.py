@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from mocoflow.methods.base import Method, Need, RunContext, prediction, register
-from mocoflow.methods.common import score_output
 from mocoflow.methods.text.common import Ledger, generate_by_model, refine_prompt, round0
 
 Graph = tuple[tuple[int, ...], frozenset[tuple[int, int]]]  # (order, edges j->k)
@@ -94,7 +93,7 @@ class GraphRunner:
 
     def accuracy(self, graph: Graph) -> float:
         outs = self.run(graph)
-        return sum(score_output(i, o) for i, o in zip(self.items, outs, strict=True)) / max(1, len(self.items))
+        return sum(self.ctx.score(i, o) for i, o in zip(self.items, outs, strict=True)) / max(1, len(self.items))
 
 
 def optimise(runner: GraphRunner, n: int, p: SwarmParams, seed: int) -> tuple[Graph, float, int]:

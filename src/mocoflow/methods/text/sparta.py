@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mocoflow.methods.base import Method, Need, RunContext, prediction, register
-from mocoflow.methods.common import dev_accuracy, prompts_for, score_output
+from mocoflow.methods.common import dev_accuracy, prompts_for
 from mocoflow.methods.text.common import generate_by_model, pairwise_preferences, record_training
 from mocoflow.training.finetune import TrainBudget, dpo_lora
 
@@ -129,7 +129,7 @@ class Sparta(Method):
             gens = generate_by_model(ctx, {c.name: c for c in tuned_refs},
                                      {c.name: prompts_for(dev) for c in tuned_refs}, progress=f"{ctx.run} dev eval")
             for c in tuned_refs:
-                a = sum(score_output(i, g.text) for i, g in zip(dev, gens[c.name], strict=True)) / len(dev)
+                a = sum(ctx.score(i, g.text) for i, g in zip(dev, gens[c.name], strict=True)) / len(dev)
                 candidates.append((a, -current.index(c), c))
         best_acc, _, best = max(candidates, key=lambda t: (t[0], t[1]))
         train_seconds = time.perf_counter() - t0

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mocoflow.methods.base import MergeContext, MergeMethod, MethodError
-from mocoflow.methods.common import pool_member, prompts_for, reliance_from_weights, score_output
+from mocoflow.methods.common import pool_member, prompts_for, reliance_from_weights
 from mocoflow.models import ModelRef, card_weights
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class DevEvaluator:
             raise MethodError("dev evaluation needs at least one dev item")
         self.prompts = prompts_for(self.items)
         self.decoding = ctx.decoding
-        self.score = ctx.score or score_output
+        self.score = ctx.score
         self.engine = ctx.engine_factory(str(template_dir))
         self.evaluations = 0
 
