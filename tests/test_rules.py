@@ -1,9 +1,9 @@
 """The rules pass what the stages read, declare what they read, and carry the catalog's conventions.
 
 One dry run of a smoke study (tiny models; one task with ``prompt_style: cot``, one that samples so jobs repeat
-over seeds, ``threads_per_job: 2``) gives every job's shell command; one load of the workflow through
-Snakemake's API gives the rules' local flags and report captions. Both are module fixtures (a DAG build
-each, ~10 s).
+over seeds, ``threads_per_job: 2``, a sandbox policy, a judge without weights) gives every job's shell command;
+one load of the workflow through Snakemake's API gives the rules' local flags and report captions. Both are
+module fixtures (a DAG build each, ~10 s).
 """
 
 from __future__ import annotations
@@ -46,11 +46,17 @@ print("PROBE" + json.dumps(rules))
 """
 
 
+SANDBOX = {"allow_unisolated": True}
+
+
 def study(tmp: Path) -> Path:
     cfg = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
     cfg["threads_per_job"] = 2
     cfg["tasks"]["arith"]["prompt_style"] = "cot"
     cfg["tasks"]["facts"]["decoding"] = {"temperature": 0.7}  # sampled: generations repeat over the seeds
+    cfg["sandbox"] = SANDBOX
+    # a judge whose weights are missing (HF_HUB_OFFLINE=1): its jobs are planned, asking for no GPU
+    cfg["judges"] = {"verifier": {"kind": "verifier", "model": str(tmp / "no-verifier"), "tasks": ["arith"]}}
     path = tmp / "study.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -107,12 +113,11 @@ def _json_args(tree: ast.Module) -> set[str]:
     return out
 
 
-def _keys(tree: ast.AST, names: set[str], dest: str) -> set[str]:
+def _keys(tree: ast.AST, names: set[str], dest: str | None = None) -> set[str]:
     """Constant keys read as ``x["k"]`` / ``x.get("k")`` from a name in ``names`` or ``args.<dest>``."""
 
     def bound(expr: ast.expr) -> bool:
-        return (isinstance(expr, ast.Name) and expr.id in names) or (
-            isinstance(expr, ast.Attribute) and expr.attr == dest and isinstance(expr.value, ast.Name))
+        return _bound(expr, names, dest)
 
     out = set()
     for node in ast.walk(tree):
@@ -124,18 +129,24 @@ def _keys(tree: ast.AST, names: set[str], dest: str) -> set[str]:
     return out
 
 
-def _helper_keys() -> dict[str, set[str]]:
-    """Keys that ``stages.common`` helpers read from a parameter named ``params``, by helper name."""
-    tree = ast.parse((STAGES / "common.py").read_text())
-    return {f.name: _keys(f, {"params"}, "params") for f in tree.body
-            if isinstance(f, ast.FunctionDef) and "params" in [a.arg for a in f.args.args]}
+def _bound(expr: ast.expr, names: set[str], dest: str | None) -> bool:
+    """``expr`` is one of ``names`` or ``args.<dest>``."""
+    return (isinstance(expr, ast.Name) and expr.id in names) or (
+        dest is not None and isinstance(expr, ast.Attribute) and expr.attr == dest
+        and isinstance(expr.value, ast.Name))
+
+
+def _parameter_keys(tree: ast.Module) -> dict[str, list[set[str]]]:
+    """For each top-level function of a module: the keys it reads from each of its positional parameters."""
+    return {f.name: [_keys(f, {a.arg}) for a in f.args.args] for f in tree.body if isinstance(f, ast.FunctionDef)}
 
 
 def keys_read(stage: str) -> dict[str, set[str]]:
     """For each JSON argument of ``mocoflow.stages.<stage>``: the keys the stage reads from it (aliases such as
-    ``prm = args.params`` followed; helpers of stages.common called with it included)."""
+    ``prm = args.params`` followed; keys read by the functions it is passed to, of the stage itself or of
+    stages.common, included)."""
     tree = ast.parse((STAGES / f"{stage}.py").read_text())
-    helpers = _helper_keys()
+    helpers = {**_parameter_keys(ast.parse((STAGES / "common.py").read_text())), **_parameter_keys(tree)}
     out = {}
     for dest in _json_args(tree):
         names = {dest} | {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
@@ -143,9 +154,10 @@ def keys_read(stage: str) -> dict[str, set[str]]:
                           for t in node.targets if isinstance(t, ast.Name)}
         keys = _keys(tree, names, dest)
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in helpers
-                    and any(isinstance(a, ast.Name) and a.id in names for a in node.args)):
-                keys |= helpers[node.func.id]
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in helpers:
+                for arg, read in zip(node.args, helpers[node.func.id], strict=False):
+                    if _bound(arg, names, dest):
+                        keys |= read
         out[dest] = keys
     return out
 
@@ -163,13 +175,20 @@ def passed(dag: list[dict], stage: str) -> dict[str, set[str]]:
     return out
 
 
+# every stage that takes a JSON argument (a new stage is covered without editing this list)
+JSON_STAGES = sorted(p.stem for p in STAGES.glob("*.py") if p.stem != "common" and _json_args(ast.parse(p.read_text())))
+
+
 def test_keys_read_finds_reads_through_aliases_and_helpers():
     assert {"prompt_style", "decoding", "cache_dir", "gpus", "seeds"} <= keys_read("generate")["params"]
     assert {"pools", "methods", "n_boot"} <= keys_read("analyze")["params"]  # via prm = args.params
     assert "model" in keys_read("score")["labels"]
+    assert "name" in keys_read("judge")["judge"]  # through the stage's own judge_spec(args.judge)
+    assert "sandbox" in keys_read("collaborate")["params"] and "sandbox" in keys_read("merge")["params"]
+    assert {"generate", "collaborate", "merge", "analyze", "score", "build_model", "judge"} <= set(JSON_STAGES)
 
 
-@pytest.mark.parametrize("stage", ["generate", "collaborate", "merge", "analyze", "score", "build_model"])
+@pytest.mark.parametrize("stage", JSON_STAGES)
 def test_every_key_a_stage_reads_from_its_json_arguments_is_passed_by_its_rule(dag, stage):
     """A key a stage reads but no rule passes is silently its default (tasks.*.prompt_style once was)."""
     read, given = keys_read(stage), passed(dag, stage)
@@ -200,6 +219,32 @@ def test_prompt_style_reaches_every_job_that_builds_prompts(dag):
     for rule in ("generate", "collaborate"):
         default = job_params(dag, rule, task="facts")
         assert default and not any("prompt_style" in p for p in default), rule
+
+
+def test_judge_rules_pass_every_key_of_a_judge_block(dag):
+    """The judge stage hands ``--judge`` minus ``name`` to ``JudgeSpec.from_config``: every key a judge block
+    may set must reach it (a key the rule drops would silently be its default)."""
+    from mocoflow.scoring.judges import CONFIG_KEYS
+
+    jobs = [j for j in dag if j["rule"] in ("judge_single", "judge_run")]
+    assert {j["rule"] for j in jobs} == {"judge_single", "judge_run"}
+    for job in jobs:
+        argv = shlex.split(job["shell"])
+        assert "mocoflow.stages.judge" in argv
+        spec = json.loads(argv[argv.index("--judge") + 1])
+        assert set(spec) == CONFIG_KEYS | {"name"}, job["rule"]
+        assert spec["name"] == "verifier" and spec["tasks"] == ["arith"]
+
+
+def test_sandbox_policy_reaches_every_job_that_grades_outputs(dag):
+    """Methods grade dev outputs (selection, rewards, merge candidates) with the task's scorer, which runs
+    model-written code under the config's sandbox policy: collaborate and dev-choosing merge jobs get it;
+    merges planned without dev do not (so changing the policy does not rerun them)."""
+    for rule in ("collaborate", "merge_dev"):
+        params = job_params(dag, rule)
+        assert params and all(p["sandbox"] == SANDBOX for p in params), rule
+    merges = job_params(dag, "merge")
+    assert merges and not any("sandbox" in p for p in merges)
 
 
 def test_jobs_that_run_models_use_threads_per_job(dag):
@@ -254,7 +299,10 @@ def test_every_table_and_figure_has_a_report_caption(rules):
 
 
 def test_twins_are_one_rule_used_twice():
-    """score_single is score_run with other inputs, and the plots are one rule (``use rule ... with:``)."""
+    """score_single is score_run with other inputs, judge_single is judge_run, and the plots are one rule
+    (``use rule ... with:``)."""
+    judge = (ROOT / "rules" / "judge.smk").read_text()
+    assert "use rule judge_run as judge_single with:" in judge and judge.count("shell:") == 1
     score = (ROOT / "rules" / "score.smk").read_text()
     plots = (ROOT / "rules" / "analyze.smk").read_text()
     assert "use rule score_run as score_single with:" in score and score.count("shell:") == 1
