@@ -55,7 +55,8 @@ rule all:
 
 
 onstart:
-    runlock.ensure_held(RUN_LOCK)  # Snakemake's Python API: argv said nothing, take the lock now
+    # Snakemake's Python API: argv said nothing, take the lock now
+    runlock.ensure_held(RUN_LOCK)
 
 
 onsuccess:
