@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from mocoflow.engines.base import DecodingConfig
-from mocoflow.engines.loader import encode_prompts, left_pad, make_engine, position_ids_from_mask
+from mocoflow.engines.factory import make_engine
+from mocoflow.engines.tokens import encode_prompts, left_pad, position_ids_from_mask
 from mocoflow.methods.logit.decode import combined_generate
 from mocoflow.methods.logit.fusion import fused_logprobs
 

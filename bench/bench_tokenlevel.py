@@ -98,7 +98,7 @@ def main() -> None:
     logging.getLogger("mocoflow").setLevel(logging.WARNING)
     torch.set_num_threads(args.threads)
     from mocoflow.engines.base import DecodingConfig
-    from mocoflow.engines.loader import make_engine
+    from mocoflow.engines.factory import make_engine
     from mocoflow.engines.stepper import open_steppers
     from mocoflow.methods.api.nudging import nudge_decode
     from mocoflow.methods.logit.decode import combined_generate

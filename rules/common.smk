@@ -6,7 +6,9 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from mocoflow import config as study
+from mocoflow.engines.factory import WEIGHTLESS_BACKENDS, backend_of
 from mocoflow.methods import METHODS
+from mocoflow.methods.backends import check_study_backends
 from mocoflow.methods.base import Need
 
 # Snakemake keeps the last of two equal YAML keys silently: re-read every config file strictly.
@@ -92,7 +94,13 @@ def seeds_param(task, stochastic=False):
 
 def model_gpus(model):
     spec = config["models"][model]
+    if backend_of(model, spec) in WEIGHTLESS_BACKENDS:  # served or replayed: no weights in the job
+        return 0
     return int(spec.get("gpus", 1))
+
+
+# runs whose method needs logits or weights of a served or replayed model are refused before any job runs
+check_study_backends(config, RUNS, method_of, named_models)
 
 
 TABLES = expand(

@@ -13,7 +13,8 @@ import pytest
 
 from mocoflow.engines.base import DecodingConfig, Generation
 from mocoflow.engines.cache import ResponseCache, cache_key
-from mocoflow.engines.transformers_engine import EXIT_HOOK_ENV, TransformersEngine
+from mocoflow.engines.caching import EXIT_HOOK_ENV, CachingEngine
+from mocoflow.engines.transformers_engine import TransformersEngine
 
 PROMPTS = [f"Question {i}: what is {i} + {i * 3}? " + "Think. " * (i % 4) for i in range(7)]
 FP = "ab" * 32
@@ -22,11 +23,11 @@ FP = "ab" * 32
 def test_second_call_hits_cache_for_every_item(tiny_model_dir: Path, tmp_path: Path):
     cache = ResponseCache(tmp_path / "cache")
     decoding = DecodingConfig(max_new_tokens=6, batch_size=3)
-    first = TransformersEngine("m", tiny_model_dir, device="cpu", cache=cache)
+    first = CachingEngine(TransformersEngine("m", tiny_model_dir, device="cpu"), cache)
     a = first.generate(PROMPTS, decoding)
     assert first.usage.cache_hits == 0 and not any(g.cached for g in a)
     assert len(cache) == len(PROMPTS)
-    second = TransformersEngine("m", tiny_model_dir, device="cpu", cache=cache)
+    second = CachingEngine(TransformersEngine("m", tiny_model_dir, device="cpu"), cache)
     # batch size is not part of the key
     b = second.generate(PROMPTS, DecodingConfig(max_new_tokens=6, batch_size=5))
     assert second.usage.cache_hits == len(PROMPTS)
@@ -69,9 +70,10 @@ _CHILD = textwrap.dedent("""
     torch.set_num_threads(1)
     from mocoflow.engines.base import DecodingConfig
     from mocoflow.engines.cache import ResponseCache
+    from mocoflow.engines.caching import CachingEngine
     from mocoflow.engines.transformers_engine import TransformersEngine
     model, cache, prompts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    engine = TransformersEngine("m", model, device="cpu", cache=ResponseCache(cache))
+    engine = CachingEngine(TransformersEngine("m", model, device="cpu"), ResponseCache(cache))
     engine.generate(prompts, DecodingConfig(max_new_tokens=6, batch_size=2))
     print("finished without being killed")
 """)
@@ -87,7 +89,7 @@ def test_killed_run_resumes_from_cached_items(tiny_model_dir: Path, tmp_path: Pa
     cache = ResponseCache(cache_dir)
     assert len(cache) == 4  # two batches of two
     decoding = DecodingConfig(max_new_tokens=6, batch_size=2)
-    engine = TransformersEngine("m", tiny_model_dir, device="cpu", cache=cache)
+    engine = CachingEngine(TransformersEngine("m", tiny_model_dir, device="cpu"), cache)
     finished = {p for p in PROMPTS if cache.get(engine.fingerprint, p, decoding) is not None}
     assert len(finished) == 4
 
@@ -96,7 +98,7 @@ def test_killed_run_resumes_from_cached_items(tiny_model_dir: Path, tmp_path: Pa
     assert {p for p, g in zip(PROMPTS, resumed, strict=True) if g.cached} == finished
     assert len(cache) == len(PROMPTS)
 
-    fresh = TransformersEngine("m", tiny_model_dir, device="cpu", cache=None)
+    fresh = TransformersEngine("m", tiny_model_dir, device="cpu")
     uninterrupted = fresh.generate(PROMPTS, DecodingConfig(max_new_tokens=6, batch_size=3))
     assert [g.text for g in resumed] == [g.text for g in uninterrupted]
     assert [g.generated_tokens for g in resumed] == [g.generated_tokens for g in uninterrupted]

@@ -11,7 +11,8 @@ import torch
 
 from mocoflow.engines import loader
 from mocoflow.engines.base import DecodingConfig
-from mocoflow.engines.loader import load_model, make_engine, model_fingerprint
+from mocoflow.engines.factory import make_engine
+from mocoflow.engines.loader import load_model, model_fingerprint
 from mocoflow.engines.stepper import same_tokenizer
 from mocoflow.engines.transformers_engine import TransformersEngine
 
@@ -251,15 +252,16 @@ def test_continuations_differing_in_their_last_token_share_one_forward(arch: str
 
 def test_model_loads_only_when_a_prompt_misses_the_cache(tiny_model_dir: Path, tmp_path: Path):
     from mocoflow.engines.cache import ResponseCache
+    from mocoflow.engines.caching import CachingEngine
 
     cache = ResponseCache(tmp_path / "cache")
-    first = TransformersEngine("m", tiny_model_dir, device="cpu", cache=cache)
+    first = CachingEngine(TransformersEngine("m", tiny_model_dir, device="cpu"), cache)
     assert first.usage.model_loads == 0 and first.usage.parameters["m"] > 0
     dec = DecodingConfig(max_new_tokens=4, batch_size=2)
     want = first.generate(PROMPTS[:3], dec)
     assert first.usage.model_loads == 1
     assert first.usage.parameters["m"] == sum(p.numel() for p in first.model.parameters())
-    again = TransformersEngine("m", tiny_model_dir, device="cpu", cache=cache)
+    again = CachingEngine(TransformersEngine("m", tiny_model_dir, device="cpu"), cache)
     assert [g.text for g in again.generate(PROMPTS[:3], dec)] == [g.text for g in want]
     assert again.usage.model_loads == 0 and again.usage.cache_hits == 3
     again.generate(PROMPTS[:4], dec)
@@ -326,11 +328,14 @@ def test_same_tokenizer(gpt2: TransformersEngine, llama: TransformersEngine,
 
 
 def test_make_engine_backends(tiny_model_dir: Path, tmp_path: Path):
+    from mocoflow.engines.caching import CachingEngine
+
     engine = make_engine("m", {"path": str(tiny_model_dir)}, cache_dir=tmp_path / "cache", device="cpu")
-    assert isinstance(engine, TransformersEngine) and engine.cache is not None
+    assert isinstance(engine, CachingEngine) and isinstance(engine.backend_engine, TransformersEngine)
     assert engine.fingerprint == model_fingerprint(tiny_model_dir) and engine.name == "m"
-    assert make_engine("m", {"path": str(tiny_model_dir), "dtype": "float32"}, cache_dir=None,
-                       device="cpu").cache is None
+    assert engine.backend == "transformers" and engine.usage is engine.backend_engine.usage
+    bare = make_engine("m", {"path": str(tiny_model_dir), "dtype": "float32"}, cache_dir=None, device="cpu")
+    assert isinstance(bare, TransformersEngine)
     try:
         import vllm  # noqa: F401
     except ImportError:  # the optional backend is routed to the vLLM engine, which names what is missing

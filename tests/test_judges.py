@@ -323,7 +323,7 @@ def test_tiny_chat_model_as_noncompliance_judge_is_run_not_faked(tiny_llama_dir:
 def test_tiny_chat_model_judge_sees_the_rubric_and_its_replies_are_parsed(tiny_llama_dir: Path):
     """A real tiny engine behind a recording wrapper: the judge's prompts reach the model, and each reply
     is graded exactly as parse_verdict reads it."""
-    from mocoflow.engines.loader import make_engine
+    from mocoflow.engines.factory import make_engine
     from mocoflow.scoring.noncompliance_judge import RUBRIC, parse_verdict
 
     engine = make_engine("tiny-judge", {"path": str(tiny_llama_dir)}, cache_dir=None, device="cpu")

@@ -14,7 +14,8 @@ import torch
 
 from mocoflow.data.schema import Item
 from mocoflow.engines.base import DecodingConfig
-from mocoflow.engines.loader import encode_prompts, make_engine
+from mocoflow.engines.factory import make_engine
+from mocoflow.engines.loader import encode_prompts
 from mocoflow.methods import METHODS
 from mocoflow.methods.base import EngineProvider, MethodError, RunContext
 from mocoflow.methods.common import prompts_for

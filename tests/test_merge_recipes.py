@@ -14,7 +14,7 @@ import torch
 
 from mocoflow.data.schema import Item
 from mocoflow.engines.base import DecodingConfig
-from mocoflow.engines.loader import make_engine
+from mocoflow.engines.factory import make_engine
 from mocoflow.io import write_json, write_jsonl
 from mocoflow.methods import METHODS
 from mocoflow.methods.base import MergeContext, MethodError, recipe_fingerprint

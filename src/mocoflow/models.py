@@ -220,6 +220,11 @@ def parameter_count(path: Path) -> int:
 def make_card(name: str, spec: dict[str, Any], weights: Path, **extra: Any) -> dict[str, Any]:
     from mocoflow.engines.loader import model_fingerprint
 
+    if weights.is_file():  # a weightless model (replay, endpoint): its source wrote a descriptor, not weights
+        from mocoflow.models_weightless import weightless_card
+
+        return weightless_card(name, spec, weights, **extra)
+
     return {
         "name": name,
         "source": spec.get("source"),
@@ -237,5 +242,6 @@ def model_sources() -> Registry[ModelSource]:
     """The model-source registry with every source module imported (they register on import)."""
     import mocoflow.models_hub  # noqa: F401
     import mocoflow.models_offline  # noqa: F401
+    import mocoflow.models_weightless  # noqa: F401
 
     return MODEL_SOURCES

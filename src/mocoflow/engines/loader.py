@@ -1,8 +1,12 @@
-"""Load Hugging Face causal LMs, fingerprint their weights, and build engines from a model spec.
+"""Load Hugging Face causal LMs and fingerprint their weights (engines are built by :mod:`.factory`).
 
 Nothing is fetched from a hub unless asked: ``load_model`` passes ``local_files_only=True`` by default
 (a spec sets ``allow_hub: true`` to opt in). Tokenizers pad on the left (for batched generation) and
 fall back to eos as the pad token.
+
+The token helpers live in :mod:`mocoflow.engines.tokens`; they are re-exported here for callers that still
+import them from this module (engines/stepper.py, methods/api/_shared.py, methods/api/co_llm.py,
+methods/weight/lorahub.py, bench/bench_fusion.py and some tests).
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import torch
-
-    from mocoflow.engines.base import Engine
+from mocoflow.engines.tokens import (  # noqa: F401  (re-exported, see the module docstring)
+    encode_prompts,
+    left_pad,
+    position_ids_from_mask,
+    render_prompt,
+    shared_prefix_length,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +72,7 @@ def resolve_dtype(dtype: str | Any, device: str) -> Any:
     return dtype
 
 
-def _local_dir(path_or_id: str | os.PathLike[str]) -> Path | None:
+def local_model_dir(path_or_id: str | os.PathLike[str]) -> Path | None:
     """The directory holding a model: the path itself, or a hub id's cached snapshot (never downloaded)."""
     p = Path(path_or_id).expanduser()
     if p.is_dir():
@@ -105,7 +112,7 @@ def model_fingerprint(path: str | os.PathLike[str]) -> str:
     for each weight file, its name, size and the sha256 of its first and last MiB.
 
     A hub id that is not cached locally is fingerprinted by its name (prefixed ``id:``)."""
-    d = _local_dir(path)
+    d = local_model_dir(path)
     h = hashlib.sha256()
     if d is None:
         h.update(f"id:{path}".encode())
@@ -135,83 +142,3 @@ def model_fingerprint(path: str | os.PathLike[str]) -> str:
 def parameter_count(model: Any) -> int:
     """Number of parameters (tied weights counted once)."""
     return sum(p.numel() for p in model.parameters())
-
-
-def render_prompt(tokenizer: Any, prompt: str, *, chat: bool = True) -> tuple[str, bool]:
-    """The text fed to the model and whether the tokenizer should add its special tokens.
-
-    With a chat template (and ``chat``), the prompt becomes one user turn plus the generation prompt;
-    the template already places any bos token, so special tokens are not added again."""
-    if chat and getattr(tokenizer, "chat_template", None):
-        messages = [{"role": "user", "content": prompt}]
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return text, False
-    return prompt, True
-
-
-def encode_prompts(tokenizer: Any, prompts: list[str], *, chat: bool = True) -> list[list[int]]:
-    """Token ids of each (templated) prompt, unpadded."""
-    out = []
-    for p in prompts:
-        text, special = render_prompt(tokenizer, p, chat=chat)
-        out.append(list(tokenizer(text, add_special_tokens=special)["input_ids"]))
-    return out
-
-
-def left_pad(rows: list[list[int]], pad_id: int, device: Any = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """``(input_ids, attention_mask)`` with rows left-padded to the longest."""
-    import torch
-
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        if r:
-            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-            mask[i, width - len(r):] = 1
-    return ids.to(device), mask.to(device)
-
-
-def shared_prefix_length(rows: list[list[int]]) -> int:
-    """Tokens every row starts with, leaving each row at least one token of its own (0 for < 2 rows)."""
-    if len(rows) < 2:
-        return 0
-    limit = min(len(r) for r in rows) - 1
-    n = 0
-    first = rows[0]
-    while n < limit and all(r[n] == first[n] for r in rows):
-        n += 1
-    return n
-
-
-def position_ids_from_mask(mask: torch.Tensor) -> torch.Tensor:
-    """Positions that start at 0 at each row's first real token (pads get 0)."""
-    return (mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
-def make_engine(name: str, spec: dict[str, Any], *, cache_dir: Path | None, device: str = "auto") -> Engine:
-    """Build the engine a model spec asks for.
-
-    spec keys: ``path`` (directory or hub id, required), ``backend`` ("transformers", default; "vllm": the
-    optional vLLM engine, tensor-parallel over the model's ``gpus``), ``dtype`` ("auto", "float32",
-    "bfloat16", ...), ``allow_hub`` (default False), ``derived`` (a :class:`DerivedWeights`: weights built
-    in memory from ``path``; transformers only)."""
-    backend = spec.get("backend", "transformers")
-    if "path" not in spec:
-        raise ValueError(f"model {name!r}: spec needs 'path'")
-    derived = spec.get("derived")
-    if derived is not None:  # in-memory weights live in this process: the transformers backend serves them
-        backend = "transformers"
-    if backend == "vllm":
-        from mocoflow.engines.vllm_engine import make_vllm_engine
-
-        return make_vllm_engine(name, spec, cache_dir=cache_dir)
-    if backend != "transformers":
-        raise ValueError(f"model {name!r}: unknown backend {backend!r} (transformers, vllm)")
-    from mocoflow.engines.cache import ResponseCache
-    from mocoflow.engines.transformers_engine import TransformersEngine
-
-    cache = ResponseCache(Path(cache_dir)) if cache_dir is not None else None
-    return TransformersEngine(name, spec["path"], device=device, dtype=spec.get("dtype", "auto"), cache=cache,
-                              local_files_only=not bool(spec.get("allow_hub", False)), derived=derived)
-

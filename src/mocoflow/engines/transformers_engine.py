@@ -3,9 +3,10 @@
 Generation
   - Prompts are chat-templated when the tokenizer has a template (one user turn plus the generation
     prompt), else used as is.
-  - Each prompt is first looked up in the response cache; the rest are sorted by length (longest first)
-    and generated in batches of ``decoding.batch_size`` with left padding and attention masks; results
-    come back in the caller's order. Identical prompts in one call are generated once.
+  - Distinct prompts (the response cache, when there is one, is consulted first by
+    :class:`mocoflow.engines.caching.CachingEngine`) are sorted by length (longest first) and generated in
+    batches of ``decoding.batch_size`` with left padding and attention masks; each finished batch is yielded
+    so the caller can cache it before the next one starts.
   - Greedy decoding batches freely (outputs do not depend on batch composition). Sampling batches too:
     every row draws from its own ``torch.Generator`` seeded with ``sha256(seed, prompt)`` (``RowSampler``,
     a logits processor that samples and leaves one finite score for the greedy step to pick), so a sampled
@@ -13,7 +14,6 @@ Generation
   - ``sum_logprob`` is the model's own log-probability (temperature 1, before top-p) of the tokens it
     produced, eos included; ``generated_tokens`` counts them (eos included, padding excluded); the text
     stops before eos and skips special tokens.
-  - Every finished batch is written to the cache at once, so a killed job resumes where it stopped.
   - Shared prefix: when all prompts of a call start with the same ``MIN_SHARED_PREFIX`` or more tokens (a
     chat template's default system turn, a shared instruction), that prefix is run through the model once
     and its KV cache is copied into every batch; rows are laid out as prefix, padding, own tokens, with the
@@ -24,49 +24,36 @@ Generation
 Usage: ``model_loads``/``load_seconds``/``parameters`` at construction; ``calls`` counts prompts and
 continuations actually run through the model (cache hits are not calls); ``prompt_tokens`` and
 ``generated_tokens`` count only model work done by this engine; ``cache_hits`` counts cached answers.
-
-Test hook: ``MOCOFLOW_EXIT_AFTER_BATCHES=k`` makes the process exit (``os._exit(75)``) right after its
-k-th generated batch has been cached, to simulate a killed job.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mocoflow.engines.base import DecodingConfig, Engine, Generation, Usage
-from mocoflow.engines.cache import ResponseCache
-from mocoflow.engines.loader import (
-    DerivedWeights,
+from mocoflow.engines.base import BACKEND_CAPABILITIES, DecodingConfig, Engine, Generation, Usage
+from mocoflow.engines.loader import DerivedWeights, load_model, model_fingerprint, parameter_count, resolve_device
+from mocoflow.engines.tokens import (
     encode_prompts,
+    encode_text,
     left_pad,
-    load_model,
-    model_fingerprint,
-    parameter_count,
     position_ids_from_mask,
-    resolve_device,
+    sample_seed,
     shared_prefix_length,
 )
 from mocoflow.models import parameter_count as stored_parameter_count
 
 log = logging.getLogger(__name__)
 
-EXIT_HOOK_ENV = "MOCOFLOW_EXIT_AFTER_BATCHES"
 MIN_SHARED_PREFIX = 8  # shared tokens below which copying a prefix KV cache is not worth it
-
-
-def sample_seed(seed: int, prompt: str) -> int:
-    """The per-prompt sampling seed: stable across runs, batch sizes and cache states."""
-    digest = hashlib.sha256(f"{seed}\0{prompt}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % (2**63 - 1)
 
 
 class RowSampler:
@@ -95,18 +82,19 @@ class RowSampler:
 
 
 class TransformersEngine(Engine):
-    """A Hugging Face causal LM behind the ``Engine`` interface. ``.model``, ``.tokenizer`` and ``.device``
-    are public for logit- and weight-level methods."""
+    """A Hugging Face causal LM behind the ``Engine`` interface, with every capability. ``.model``,
+    ``.tokenizer`` and ``.device`` stay public for methods not yet moved to engine methods."""
+
+    backend = "transformers"
+    capabilities = BACKEND_CAPABILITIES["transformers"]
 
     def __init__(self, name: str, path: str | os.PathLike[str], *, device: str = "auto", dtype: Any = "auto",
-                 cache: ResponseCache | None = None, local_files_only: bool = True,
-                 attn_implementation: str | None = None, prefix_sharing: bool = True,
-                 derived: DerivedWeights | None = None) -> None:
+                 local_files_only: bool = True, attn_implementation: str | None = None,
+                 prefix_sharing: bool = True, derived: DerivedWeights | None = None) -> None:
         self.name = name
         self.derived = derived  # weights built in memory from ``path`` at load (fingerprint: the derivation's)
         self.prefix_sharing = prefix_sharing
         self.path = str(path)
-        self.cache = cache
         self.usage = Usage()
         self.fingerprint = derived.fingerprint if derived is not None else model_fingerprint(path)
         self._load_args = {"device": resolve_device(device), "dtype": dtype, "local_files_only": local_files_only,
@@ -115,7 +103,6 @@ class TransformersEngine(Engine):
         self.usage.device = self._load_args["device"]
         # stored tensor sizes until the model is loaded (then the exact count, tied weights once)
         self.usage.parameters[name] = stored_parameter_count(Path(self.path))
-        self._batches_done = 0
 
     def _load(self) -> tuple[Any, Any]:
         """Load the model on first use: a job whose prompts are all in the response cache never loads it."""
@@ -179,63 +166,30 @@ class TransformersEngine(Engine):
         gc.output_logits = True
         return gc
 
-    def encode(self, prompts: list[str]) -> list[list[int]]:
+    def encode(self, prompts: list[str], *, chat: bool = True) -> list[list[int]]:
         """Token ids of each templated prompt (what ``generate`` feeds the model)."""
-        return encode_prompts(self.tokenizer, prompts)
+        return encode_prompts(self.tokenizer, prompts, chat=chat)
 
-    def generate(self, prompts: list[str], decoding: DecodingConfig, *, progress: str | None = None
-                 ) -> list[Generation]:
-        from tqdm.auto import tqdm
+    def tokenize(self, text: str) -> list[int]:
+        return encode_text(self.tokenizer, text)
 
-        t0 = time.perf_counter()
-        results: list[Generation | None] = [None] * len(prompts)
-        pending: dict[str, list[int]] = {}  # prompt -> indices still to generate
-        for i, prompt in enumerate(prompts):
-            if prompt in pending:
-                pending[prompt].append(i)
-                continue
-            hit = self.cache.get(self.fingerprint, prompt, decoding) if self.cache is not None else None
-            if hit is not None:
-                results[i] = hit
-                self.usage.cache_hits += 1
-                self.usage.cached_tokens += hit.prompt_tokens + hit.generated_tokens
-            else:
-                pending[prompt] = [i]
-        todo = list(pending)
-        if not todo:  # everything came from the cache: the model is not needed (nor loaded)
-            return [r for r in results if r is not None]
-        ids = dict(zip(todo, self.encode(todo), strict=True))
-        todo.sort(key=lambda p: -len(ids[p]))
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def eos_token_ids(self) -> list[int]:
+        return list(self.eos_ids)
+
+    def generate_batches(self, prompts: list[str], decoding: DecodingConfig, *, chat: bool = True
+                         ) -> Iterator[list[tuple[int, Generation]]]:
+        ids = self.encode(prompts, chat=chat)
+        order = sorted(range(len(prompts)), key=lambda i: -len(ids[i]))
         size = max(1, decoding.batch_size)
-        prefix = self._prefix_cache([ids[p] for p in todo])
-        bar = tqdm(total=len(prompts), desc=progress, disable=progress is None, unit="prompt")
-        bar.update(len(prompts) - sum(len(v) for v in pending.values()))
-        try:
-            for start in range(0, len(todo), size):
-                batch = todo[start:start + size]
-                gens = self._generate_batch([ids[p] for p in batch], decoding,
-                                            seeds=[sample_seed(decoding.seed, p) for p in batch]
-                                            if decoding.do_sample else None, prefix=prefix)
-                for prompt, gen in zip(batch, gens, strict=True):
-                    if self.cache is not None:
-                        self.cache.put(self.fingerprint, prompt, decoding, gen)
-                    for i in pending[prompt]:
-                        results[i] = gen
-                    bar.update(len(pending[prompt]))
-                self._batches_done += 1
-                self._maybe_exit()
-        finally:
-            bar.close()
-            self.usage.generate_seconds += time.perf_counter() - t0
-        return [r for r in results if r is not None]
-
-    def _maybe_exit(self) -> None:
-        limit = os.environ.get(EXIT_HOOK_ENV)
-        if limit and self._batches_done >= int(limit):
-            log.warning("%s=%s: exiting after %d batches (test hook)", EXIT_HOOK_ENV, limit,
-                        self._batches_done)
-            logging.shutdown()
-            os._exit(75)
+        prefix = self._prefix_cache([ids[i] for i in order])
+        for start in range(0, len(order), size):
+            batch = order[start:start + size]
+            seeds = [sample_seed(decoding.seed, prompts[i]) for i in batch] if decoding.do_sample else None
+            gens = self._generate_batch([ids[i] for i in batch], decoding, seeds=seeds, prefix=prefix)
+            yield list(zip(batch, gens, strict=True))
 
     @torch.no_grad()
     def _prefix_cache(self, rows: list[list[int]]) -> tuple[torch.Tensor, Any] | None:
@@ -340,3 +294,19 @@ class TransformersEngine(Engine):
         from mocoflow.engines.stepper import Stepper
 
         return Stepper(self, prompts, hidden=hidden, chat=chat)
+
+    @torch.no_grad()
+    def forward(self, ids: list[int], *, hidden_states: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = torch.tensor([ids], dtype=torch.long, device=self.device)
+        out = self.model(input_ids=x, output_hidden_states=hidden_states)
+        self.usage.prompt_tokens += len(ids)
+        self.usage.calls += 1
+        logp = torch.log_softmax(out.logits[0].float(), dim=-1)
+        return logp, out.hidden_states[-1][0].float() if hidden_states else None
+
+    def hf_model(self) -> tuple[Any, Any]:
+        return self._load()
+
+    def load_state_dict(self, state: dict[str, Any], *, strict: bool = False) -> tuple[list[str], list[str]]:
+        missing, unexpected = self.model.load_state_dict(state, strict=strict)
+        return list(missing), list(unexpected)

@@ -10,9 +10,11 @@ Same contract as :class:`mocoflow.engines.transformers_engine.TransformersEngine
 
 - prompts are chat-templated with the model's tokenizer (one user turn plus the generation prompt; the
   template's own bos, no second one) and passed to vLLM as token ids, so both backends see the same tokens;
-- the response cache (:mod:`mocoflow.engines.cache`) is consulted first, keyed by the same (weights
+- the response cache is the caching layer's (:mod:`mocoflow.engines.caching`), keyed by the same (weights
   fingerprint, prompt, decoding settings) -- a transformers run and a vLLM run of the same weights share
-  entries; identical prompts in one call are generated once; each finished batch is cached at once;
+  entries; identical prompts in one call are generated once; each finished chunk is cached at once;
+- prefix caching is on (``enable_prefix_caching=True`` unless ``vllm_args`` says otherwise): the chat
+  template's shared system turn is computed once per batch of requests;
 - greedy decoding uses ``temperature=0``; sampling seeds every prompt with ``sample_seed(seed, prompt)``, so
   an answer does not depend on the rest of the batch (the sampled text differs from transformers' sampler);
 - ``sum_logprob`` sums vLLM's log-probability of each generated token (``logprobs=0``: the sampled token
@@ -26,14 +28,18 @@ Logit-level methods need step-wise access to the model and use the transformers 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mocoflow.engines.base import DecodingConfig, Engine, Generation, Usage
-from mocoflow.engines.cache import ResponseCache
+from mocoflow.engines.base import BACKEND_CAPABILITIES, DecodingConfig, Engine, Generation, Usage
+from mocoflow.engines.loader import local_model_dir, model_fingerprint
+from mocoflow.engines.tokens import encode_prompts, encode_text, sample_seed
+from mocoflow.models import parameter_count
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +68,16 @@ def _vllm_dtype(dtype: Any) -> str:
 class VllmEngine(Engine):
     """A model served by vLLM. ``llm`` may be passed in (tests, or a caller that already built one)."""
 
-    def __init__(self, name: str, path: str | os.PathLike[str], *, cache: ResponseCache | None = None,
+    backend = "vllm"
+    capabilities = BACKEND_CAPABILITIES["vllm"]
+
+    def __init__(self, name: str, path: str | os.PathLike[str], *,
                  tensor_parallel_size: int = 1, dtype: Any = "auto", seed: int = 0,
                  gpu_memory_utilization: float = 0.9, max_model_len: int | None = None,
                  llm: Any = None, fingerprint: str | None = None, sampling_params_cls: Any = None,
                  **llm_kwargs: Any) -> None:
-        from mocoflow.engines.loader import model_fingerprint
-
         self.name = name
         self.path = str(path)
-        self.cache = cache
         self.usage = Usage()
         self.tensor_parallel_size = max(1, int(tensor_parallel_size))
         self.fingerprint = fingerprint or model_fingerprint(path)
@@ -84,7 +90,8 @@ class VllmEngine(Engine):
             kwargs: dict[str, Any] = {"model": self.path, "tokenizer": self.path,
                                       "tensor_parallel_size": self.tensor_parallel_size,
                                       "dtype": _vllm_dtype(dtype), "seed": seed,
-                                      "gpu_memory_utilization": gpu_memory_utilization, **llm_kwargs}
+                                      "gpu_memory_utilization": gpu_memory_utilization,
+                                      "enable_prefix_caching": True, **llm_kwargs}
             if max_model_len:
                 kwargs["max_model_len"] = int(max_model_len)
             llm = LLM(**kwargs)
@@ -112,19 +119,33 @@ class VllmEngine(Engine):
         return "cpu"
 
     def _parameter_count(self) -> int:
-        try:
-            from mocoflow.models import parameter_count
-
-            return parameter_count(Path(self.path))
-        except Exception:  # no safetensors next to the model (e.g. a fake in tests)
-            return 0
+        """Parameters from the safetensors headers; 0 (with a warning) when there are none to read."""
+        local = local_model_dir(self.path)
+        count = parameter_count(local) if local is not None else 0
+        if not count:
+            log.warning("%s: no safetensors weights in %s to count parameters; FLOP estimates will be 0",
+                        self.name, self.path)
+        return count
 
     # -- generation -------------------------------------------------------------------------------
 
     def encode(self, prompts: list[str], *, chat: bool = True) -> list[list[int]]:
-        from mocoflow.engines.loader import encode_prompts
-
         return encode_prompts(self.tokenizer, prompts, chat=chat)
+
+    def tokenize(self, text: str) -> list[int]:
+        return encode_text(self.tokenizer, text)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def eos_token_ids(self) -> list[int]:
+        """The tokenizer's eos and the model directory's ``generation_config.json`` eos ids (as vLLM stops)."""
+        ids = [self.tokenizer.eos_token_id]
+        config = Path(self.path) / "generation_config.json"
+        if config.is_file():
+            extra = json.loads(config.read_text()).get("eos_token_id")
+            ids += extra if isinstance(extra, list) else [extra]
+        return sorted({int(i) for i in ids if i is not None})
 
     def _sampling(self, **kwargs: Any) -> Any:
         if self._sampling_params_cls is None:
@@ -136,60 +157,22 @@ class VllmEngine(Engine):
     def _sampling_params(self, decoding: DecodingConfig, prompt: str | None) -> Any:
         kwargs: dict[str, Any] = {"max_tokens": decoding.max_new_tokens, "logprobs": 0, "n": 1}
         if decoding.do_sample:
-            from mocoflow.engines.transformers_engine import sample_seed
-
             kwargs.update(temperature=decoding.temperature, top_p=decoding.top_p,
                           seed=sample_seed(decoding.seed, prompt or ""))
         else:
             kwargs.update(temperature=0.0, top_p=1.0)
         return self._sampling(**kwargs)
 
-    def generate(self, prompts: list[str], decoding: DecodingConfig, *, progress: str | None = None,
-                 chat: bool = True) -> list[Generation]:
-        t0 = time.perf_counter()
-        results: list[Generation | None] = [None] * len(prompts)
-        pending: dict[str, list[int]] = {}
-        for i, prompt in enumerate(prompts):
-            if prompt in pending:
-                pending[prompt].append(i)
-                continue
-            hit = self._cache_get(prompt, decoding, chat)
-            if hit is not None:
-                results[i] = hit
-                self.usage.cache_hits += 1
-                self.usage.cached_tokens += hit.prompt_tokens + hit.generated_tokens
-            else:
-                pending[prompt] = [i]
-        todo = list(pending)
+    def generate_batches(self, prompts: list[str], decoding: DecodingConfig, *, chat: bool = True
+                         ) -> Iterator[list[tuple[int, Generation]]]:
         # vLLM schedules its own batches; chunks bound how much work a killed job loses.
         chunk = max(1, decoding.batch_size) * 8
-        try:
-            for start in range(0, len(todo), chunk):
-                batch = todo[start:start + chunk]
-                ids = self.encode(batch, chat=chat)
-                sampling = [self._sampling_params(decoding, p) for p in batch]
-                outs = self.llm.generate([{"prompt_token_ids": r} for r in ids], sampling,
-                                         use_tqdm=progress is not None)
-                for prompt, row, out in zip(batch, ids, outs, strict=True):
-                    gen = self._to_generation(row, out)
-                    self._cache_put(prompt, decoding, chat, gen)
-                    for i in pending[prompt]:
-                        results[i] = gen
-        finally:
-            self.usage.generate_seconds += time.perf_counter() - t0
-        return [r for r in results if r is not None]
-
-    def _cache_prompt(self, prompt: str, chat: bool) -> str:
-        return prompt if chat else "\0raw\0" + prompt  # raw (untemplated) prompts are different requests
-
-    def _cache_get(self, prompt: str, decoding: DecodingConfig, chat: bool) -> Generation | None:
-        if self.cache is None:
-            return None
-        return self.cache.get(self.fingerprint, self._cache_prompt(prompt, chat), decoding)
-
-    def _cache_put(self, prompt: str, decoding: DecodingConfig, chat: bool, gen: Generation) -> None:
-        if self.cache is not None:
-            self.cache.put(self.fingerprint, self._cache_prompt(prompt, chat), decoding, gen)
+        for start in range(0, len(prompts), chunk):
+            idx = list(range(start, min(start + chunk, len(prompts))))
+            ids = self.encode([prompts[i] for i in idx], chat=chat)
+            sampling = [self._sampling_params(decoding, prompts[i]) for i in idx]
+            outs = self.llm.generate([{"prompt_token_ids": r} for r in ids], sampling, use_tqdm=False)
+            yield [(i, self._to_generation(row, out)) for i, row, out in zip(idx, ids, outs, strict=True)]
 
     def _to_generation(self, prompt_ids: list[int], out: Any) -> Generation:
         completion = out.outputs[0]
@@ -216,7 +199,7 @@ class VllmEngine(Engine):
         heads = self.encode(prompts, chat=chat)
         bos = getattr(self.tokenizer, "bos_token_id", None)
         heads = [h if h or bos is None else [bos] for h in heads]
-        tails = [list(self.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in continuations]
+        tails = [self.tokenize(c) for c in continuations]
         scores = [0.0] * len(prompts)
         idx = [i for i in range(len(prompts)) if tails[i]]
         if idx:
@@ -239,15 +222,14 @@ class VllmEngine(Engine):
         return scores
 
 
-def make_vllm_engine(name: str, spec: dict[str, Any], *, cache_dir: Path | None) -> VllmEngine:
+def make_vllm_engine(name: str, spec: dict[str, Any]) -> VllmEngine:
     """Build a :class:`VllmEngine` from a model spec (``path``, ``gpus``, ``dtype``, ``max_model_len``,
     ``gpu_memory_utilization``, ``vllm_args``: extra ``vllm.LLM`` keyword arguments)."""
     if "path" not in spec:
         raise ValueError(f"model {name!r}: spec needs 'path'")
     if not vllm_available():
         raise RuntimeError(f"model {name!r}: {VLLM_MISSING}")
-    cache = ResponseCache(Path(cache_dir)) if cache_dir is not None else None
-    return VllmEngine(name, spec["path"], cache=cache, tensor_parallel_size=int(spec.get("gpus", 1) or 1),
+    return VllmEngine(name, spec["path"], tensor_parallel_size=int(spec.get("gpus", 1) or 1),
                       dtype=spec.get("dtype", "auto"), max_model_len=spec.get("max_model_len"),
                       gpu_memory_utilization=float(spec.get("gpu_memory_utilization", 0.9)),
                       **dict(spec.get("vllm_args") or {}))

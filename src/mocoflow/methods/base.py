@@ -36,6 +36,8 @@ class Need(enum.Enum):
     # the gold answers of the TEST items (only reference rows such as oracle_router): every other method
     # gets test items with ``gold`` removed (dev keeps its gold), so no prediction can depend on test gold
     TEST_GOLD = "test_gold"
+    LOGITS = "logits"  # steps through pool models' next-token distributions (token-level collaboration)
+    WEIGHTS = "weights"  # trains or copies pool models' weights in process
 
 
 Score = Callable[[Item, str], bool]  # (item, output) -> whether the output is correct

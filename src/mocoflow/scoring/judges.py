@@ -272,7 +272,7 @@ class ChatBackend(Protocol):
 
 def load_backend(spec: JudgeSpec, path: Path) -> Any:
     if spec.kind == "noncompliance":
-        from mocoflow.engines.loader import make_engine
+        from mocoflow.engines.factory import make_engine
 
         return make_engine(f"judge:{spec.name}", {"path": str(path), "backend": spec.backend, "dtype": spec.dtype,
                                                   "gpus": spec.gpus}, cache_dir=None)

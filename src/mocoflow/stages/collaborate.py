@@ -22,7 +22,7 @@ from typing import Any
 from mocoflow.data.prompts import with_prompt_style
 from mocoflow.data.schema import Item
 from mocoflow.engines.base import DecodingConfig, Usage
-from mocoflow.engines.loader import make_engine
+from mocoflow.engines.factory import make_engine
 from mocoflow.io import by_seed, read_jsonl, write_json, write_jsonl
 from mocoflow.methods import METHODS
 from mocoflow.methods.base import EngineProvider, MergeMethod, Method, MethodError, Need, RunContext, TaskScorer

@@ -9,7 +9,7 @@ from typing import Any
 
 from mocoflow.data.prompts import build_prompt, with_prompt_style
 from mocoflow.engines.base import DecodingConfig
-from mocoflow.engines.loader import make_engine
+from mocoflow.engines.factory import make_engine
 from mocoflow.io import write_json, write_jsonl
 from mocoflow.models import ModelRef
 from mocoflow.stages.common import job_seeds, json_arg, parser, read_items, setup_logging

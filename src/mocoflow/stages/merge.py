@@ -30,7 +30,7 @@ def merge_context(params: dict, dev: Path | None) -> MergeContext:
     """Dev items, decoding, an uncached engine factory and the task's scorer under the study's sandbox policy
     (``params["sandbox"]``) for merges that evaluate candidates on dev."""
     from mocoflow.engines.base import DecodingConfig
-    from mocoflow.engines.loader import make_engine
+    from mocoflow.engines.factory import make_engine
 
     device = params.get("device", "auto")
     decoding = DecodingConfig.from_dict(params.get("decoding"))

@@ -20,7 +20,7 @@ from pathlib import Path
 from mocoflow.data.builtin import generate_splits
 from mocoflow.data.prompts import build_prompt
 from mocoflow.engines.base import DecodingConfig
-from mocoflow.engines.loader import make_engine
+from mocoflow.engines.factory import make_engine
 from mocoflow.io import write_jsonl
 
 log = logging.getLogger("generate_real")
