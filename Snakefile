@@ -33,6 +33,7 @@ include: "rules/collaborate.smk"
 include: "rules/judge.smk"
 include: "rules/score.smk"
 include: "rules/analyze.smk"
+include: "rules/export.smk"
 
 
 # Light jobs (reading and writing small files) run in the Snakemake process on a cluster, not as jobs.
@@ -45,6 +46,7 @@ localrules:
     plot_scaling,
     plot_efficiency,
     plot_emergence,
+    export,
 
 
 rule all:
@@ -52,6 +54,7 @@ rule all:
     input:
         TABLES,
         FIGURES,
+        f"{RESULTS}/export/generations.parquet",
 
 
 onstart:

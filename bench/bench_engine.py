@@ -1,93 +1,164 @@
-"""Generation throughput of the engine vs MoCo's per-call pattern, on the same prompts in one run.
+"""Engine throughput, side by side on the same prompts in one run: the transformers backend, the vLLM backend,
+plain Hugging Face ``generate`` and MoCo's generation pattern, at 1, 8 and 32 prompts in flight.
 
-    .venv/bin/python bench/bench_engine.py [--model results/models/smollm2/weights]
+    .venv-vllm/bin/python bench/bench_engine.py [--model results/models/smollm2/weights]
 
-Prints tokens/s of ``TransformersEngine.generate`` at batch sizes 1, 8 and 32 (model loaded once,
-cache disabled; and batch 8 without shared-prefix reuse), of a plain loop that calls ``from_pretrained``
-+ ``generate`` per prompt (MoCo's pattern), their ratio, and the fraction of the machine's compute-bound
-limit reached: the limit is the measured fp32 matmul GFLOP/s divided by 2 x parameters (FLOPs per
-generated token).
+(``make setup-vllm`` builds ``.venv-vllm``; in ``.venv``, without vllm, the vLLM rows are skipped.)
+
+Rows, each greedy, the same prompts (the default study's kinds, chat-templated), ``--max-new-tokens`` each:
+
+- ``moco``: MoCo's ``batch_generate_text``: every *call* loads the model (``from_pretrained``), generates the
+  call's whole list in batches of B with left padding, and drops the model. One call here = all prompts, so its
+  load is paid once per call, as in a MoCo method that calls it once per round per model.
+- ``plain``: plain ``model.generate`` in batches of B with left padding, the model loaded once (not timed).
+- ``transformers``: ``TransformersEngine.generate`` with ``batch_size=B`` (no response cache; shared-prefix reuse).
+- ``vllm``: ``VllmEngine.generate`` given B prompts at a time (vLLM schedules them together: B requests in
+  flight), ``enforce_eager`` (torch.compile takes minutes on this CPU), float32 like the others.
+
+Tokens/s counts generated tokens (eos included) over the generation wall time; ``moco`` is reported with and
+without its load. Start-up seconds: building the engine until it can generate (transformers: loading the
+weights; vLLM: ``LLM(...)`` including its engine process and KV-cache allocation).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 log = logging.getLogger("bench_engine")
 
-PROMPTS = [f"Question {i}: what is {i} plus {2 * i + 1}? Answer with a number." for i in range(64)]
+
+def bench_prompts(n: int) -> list[str]:
+    """Prompts of the default study's kinds (arithmetic, facts, word sorting, letter counting)."""
+    from mocoflow.data.builtin import generate_splits
+    from mocoflow.data.prompts import build_prompt
+
+    kinds = (("arithmetic", {"n_terms": 2, "max_value": 20, "ops": "+-"}), ("fact_mc", {}), ("word_sort", {}),
+             ("letter_count", {}))
+    per = -(-n // len(kinds))
+    out = [build_prompt(i) for name, params in kinds
+           for i in generate_splits(name, seed=11, n_test=per, params=params)["test"]]
+    return out[:n]
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.matmul(a, b)
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        torch.matmul(a, b)
-    return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
+def hf_batched(model: Any, tok: Any, prompts: list[str], batch: int, max_new_tokens: int) -> int:
+    """Left-padded batched greedy ``generate``, as MoCo does it; returns generated tokens (through eos)."""
+    eos = {tok.eos_token_id, *([model.generation_config.eos_token_id] if isinstance(
+        model.generation_config.eos_token_id, int) else model.generation_config.eos_token_id or [])}
+    tokens = 0
+    for start in range(0, len(prompts), batch):
+        texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+                 for p in prompts[start:start + batch]]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tok.pad_token_id)
+        for row in out[:, enc["input_ids"].shape[1]:].tolist():
+            n = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
+            tokens += n
+    return tokens
 
 
-def engine_throughput(path: Path, batch_size: int, prompts: list[str], max_new_tokens: int, *,
-                      prefix_sharing: bool = True) -> float:
-    from mocoflow.engines.base import DecodingConfig
-    from mocoflow.engines.transformers_engine import TransformersEngine
-
-    engine = TransformersEngine("bench", str(path), device="cpu", cache=None, prefix_sharing=prefix_sharing)
-    dec = DecodingConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
-    t0 = time.perf_counter()
-    gens = engine.generate(prompts, dec)
-    return sum(g.generated_tokens for g in gens) / (time.perf_counter() - t0)
-
-
-def per_call_throughput(path: Path, prompts: list[str], max_new_tokens: int) -> float:
-    """MoCo's pattern: load the model for every call, generate one prompt, throw the model away."""
+def load_hf(path: Path) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokens = 0
+    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, local_files_only=True).eval()
+    return model, tok
+
+
+def moco_call(path: Path, prompts: list[str], batch: int, max_new_tokens: int) -> tuple[int, float, float]:
+    """One MoCo generation call: load, generate the list in batches, drop. Returns (tokens, load s, gen s)."""
     t0 = time.perf_counter()
-    for prompt in prompts:
-        tok = AutoTokenizer.from_pretrained(str(path))
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
-        text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                       add_generation_prompt=True) if tok.chat_template else prompt
-        ids = tok(text, return_tensors="pt")
-        out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tok.pad_token_id or tok.eos_token_id)
-        tokens += out.shape[1] - ids["input_ids"].shape[1]
-    return tokens / (time.perf_counter() - t0)
+    model, tok = load_hf(path)
+    t1 = time.perf_counter()
+    tokens = hf_batched(model, tok, prompts, batch, max_new_tokens)
+    return tokens, t1 - t0, time.perf_counter() - t1
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=Path("results/models/smollm2/weights"))
     p.add_argument("--prompts", type=int, default=32)
-    p.add_argument("--baseline-prompts", type=int, default=4, help="per-call loop is slow: fewer prompts")
     p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--skip", nargs="*", default=[], choices=["moco", "plain", "transformers", "vllm"])
+    p.add_argument("--out", type=Path, default=Path("results/bench/engine.json"))
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not (args.model / "config.json").exists():
         raise SystemExit(f"{args.model} is not a model directory; build the default study's models first "
                          "(snakemake --cores all --until build_model) or pass --model")
-    from mocoflow.models import parameter_count
+    from mocoflow.engines.base import DecodingConfig
+    from mocoflow.engines.transformers_engine import TransformersEngine
+    from mocoflow.engines.vllm_engine import VllmEngine, vllm_available
 
-    params = parameter_count(args.model)
-    gflops = matmul_gflops()
-    limit = gflops * 1e9 / (2 * params)
-    log.info("model %s: %.1fM parameters; fp32 matmul %.1f GFLOP/s; compute-bound limit %.0f tokens/s "
-             "(threads: %d)", args.model, params / 1e6, gflops, limit, torch.get_num_threads())
-    prompts = PROMPTS[: args.prompts]
-    base = per_call_throughput(args.model, prompts[: args.baseline_prompts], args.max_new_tokens)
-    log.info("%-28s %8.1f tokens/s", "per-call from_pretrained", base)
-    for bs, sharing in ((1, True), (8, True), (32, True), (8, False)):
-        tps = engine_throughput(args.model, bs, prompts, args.max_new_tokens, prefix_sharing=sharing)
-        log.info("%-28s %8.1f tokens/s  ratio vs per-call %5.1fx  %5.1f%% of compute-bound limit",
-                 f"engine batch {bs}" + ("" if sharing else ", no prefix reuse"), tps, tps / base,
-                 100 * tps / limit)
+    prompts = bench_prompts(args.prompts)
+    rows: list[dict[str, Any]] = []
+    startup: dict[str, float] = {}
+
+    def record(kind: str, batch: int, tokens: int, seconds: float, **extra: Any) -> None:
+        rows.append({"kind": kind, "batch": batch, "tokens": tokens, "seconds": round(seconds, 2),
+                     "tokens_per_s": round(tokens / seconds, 2), **extra})
+        log.info("%-13s batch %2d  %5d tokens  %7.1f s  %7.1f tokens/s %s", kind, batch, tokens, seconds,
+                 tokens / seconds, extra or "")
+
+    t0 = time.perf_counter()
+    engine = TransformersEngine("bench", args.model, device="cpu", dtype="float32")
+    engine.hf_model()
+    startup["transformers"] = round(time.perf_counter() - t0, 2)
+    model, tok = engine.hf_model()
+    llm = None
+    if "vllm" not in args.skip and vllm_available():
+        t0 = time.perf_counter()
+        llm = VllmEngine("bench", args.model, dtype="float32", max_model_len=2048, enforce_eager=True)
+        startup["vllm"] = round(time.perf_counter() - t0, 2)
+    elif "vllm" not in args.skip:
+        log.info("vllm is not importable here: no vLLM rows (run in .venv-vllm, `make setup-vllm`)")
+    log.info("start-up seconds: %s (threads: %d)", startup, torch.get_num_threads())
+    hf_batched(model, tok, prompts[:2], 2, 4)  # warm-up: first-call allocations are not any row's cost
+    if llm is not None:
+        llm.generate(prompts[:2], DecodingConfig(max_new_tokens=4))
+    for batch in args.batches:
+        if "moco" not in args.skip:
+            tokens, load, gen = moco_call(args.model, prompts, batch, args.max_new_tokens)
+            record("moco", batch, tokens, load + gen, without_load_tokens_per_s=round(tokens / gen, 2),
+                   load_seconds=round(load, 2))
+        if "plain" not in args.skip:
+            t0 = time.perf_counter()
+            tokens = hf_batched(model, tok, prompts, batch, args.max_new_tokens)
+            record("plain", batch, tokens, time.perf_counter() - t0)
+        if "transformers" not in args.skip:
+            t0 = time.perf_counter()
+            gens = engine.generate(prompts, DecodingConfig(max_new_tokens=args.max_new_tokens, batch_size=batch))
+            record("transformers", batch, sum(g.generated_tokens for g in gens), time.perf_counter() - t0)
+        if llm is not None:
+            t0 = time.perf_counter()
+            tokens = 0
+            for start in range(0, len(prompts), batch):
+                gens = llm.generate(prompts[start:start + batch], DecodingConfig(max_new_tokens=args.max_new_tokens))
+                tokens += sum(g.generated_tokens for g in gens)
+            record("vllm", batch, tokens, time.perf_counter() - t0)
+    by = {(r["kind"], r["batch"]): r["tokens_per_s"] for r in rows}
+    for batch in args.batches:
+        base = by.get(("transformers", batch))
+        if base:
+            log.info("batch %2d, tokens/s relative to the transformers engine: %s", batch,
+                     {k: round(v / base, 2) for (k, b), v in by.items() if b == batch})
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"model": str(args.model), "prompts": len(prompts),
+                                    "max_new_tokens": args.max_new_tokens, "threads": torch.get_num_threads(),
+                                    "startup_seconds": startup, "rows": rows}, indent=2))
+    log.info("wrote %s", args.out)
 
 
 if __name__ == "__main__":

