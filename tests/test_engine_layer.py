@@ -199,3 +199,17 @@ def test_generate_with_reports_a_backend_that_drops_prompts():
 
     with pytest.raises(RuntimeError, match="no generation for 1 prompt"):
         Dropping().generate(["a", "b"], DecodingConfig())
+
+
+def test_jobs_that_need_logits_load_vllm_weights_with_transformers(tiny_model_dir: Path):
+    from mocoflow.engines.base import Capability
+    from mocoflow.engines.factory import serving_backend
+    from mocoflow.engines.transformers_engine import TransformersEngine
+
+    spec = {"path": str(tiny_model_dir), "backend": "vllm"}
+    engine = make_engine("v", spec, cache_dir=None, device="cpu", requires={Capability.LOGITS})
+    assert isinstance(engine, TransformersEngine)
+    assert serving_backend("v", spec, {Capability.GENERATE}) == "vllm"
+    served = {"backend": "openai", "source": "endpoint", "base_url": "http://127.0.0.1:9/v1", "path": "x"}
+    with pytest.raises(EngineCapabilityError, match="'openai' cannot give logits.*no weights in process"):
+        make_engine("s", served, cache_dir=None, requires={Capability.LOGITS})

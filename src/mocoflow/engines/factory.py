@@ -10,14 +10,21 @@ Backends (the ``backend`` key of a model spec) and what they can do (``base.BACK
 ``vllm``          in-process vLLM (``gpus`` = tensor parallelism): generate, score, tokens
 ``openai``        a model behind an OpenAI-compatible HTTP server: generate (see :mod:`.openai_engine`)
 ``replay``        answers recorded in an exported table (source ``replay``): only the prompts it recorded
+
+A job that needs more of a model than its backend offers (``requires``: a logit-level method stepping through a
+vLLM model) loads the same weights with transformers instead (``IN_PROCESS_FALLBACK``); a served or replayed
+model has no weights to fall back to, and is refused (the DAG check, :mod:`mocoflow.methods.backends`, refuses it
+before any job starts).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from mocoflow.engines.base import BACKEND_CAPABILITIES, Engine
+from mocoflow.engines.base import BACKEND_CAPABILITIES, Capability, Engine, EngineCapabilityError
 from mocoflow.engines.cache import ResponseCache
 from mocoflow.engines.caching import CachingEngine
 
@@ -25,6 +32,10 @@ WEIGHTLESS_BACKENDS = frozenset({"openai", "replay"})  # no weights in process: 
 # sources that only some backends can serve: a recorded table answers only through the replay backend, an
 # endpoint only through the openai backend
 SOURCE_BACKEND = {"replay": "replay", "endpoint": "openai"}
+# backends whose weights are on local disk: transformers can load them when a job needs logits or weights
+IN_PROCESS_FALLBACK = {"vllm": "transformers"}
+
+log = logging.getLogger(__name__)
 
 
 def backend_of(name: str, spec: dict[str, Any]) -> str:
@@ -43,19 +54,40 @@ def backend_of(name: str, spec: dict[str, Any]) -> str:
     return backend
 
 
-def make_engine(name: str, spec: dict[str, Any], *, cache_dir: Path | None, device: str = "auto") -> Engine:
+def serving_backend(name: str, spec: dict[str, Any], requires: Iterable[Capability] = ()) -> str:
+    """The backend that serves a model for a job that ``requires`` these capabilities: the spec's, or its
+    in-process fallback; :class:`EngineCapabilityError` when neither offers them."""
+    backend = backend_of(name, spec)
+    needed = frozenset(requires)
+    if needed <= BACKEND_CAPABILITIES[backend]:
+        return backend
+    fallback = IN_PROCESS_FALLBACK.get(backend)
+    if fallback is not None and needed <= BACKEND_CAPABILITIES[fallback]:
+        return fallback
+    lacking = ", ".join(sorted(c.value for c in needed - BACKEND_CAPABILITIES[backend]))
+    offers = ", ".join(sorted(c.value for c in BACKEND_CAPABILITIES[backend]))
+    raise EngineCapabilityError(f"model {name!r}: backend {backend!r} cannot give {lacking} (it offers: {offers}), "
+                                "and it has no weights in process to load otherwise")
+
+
+def make_engine(name: str, spec: dict[str, Any], *, cache_dir: Path | None, device: str = "auto",
+                requires: Iterable[Capability] = ()) -> Engine:
     """Build the engine a model spec asks for, behind the response cache when ``cache_dir`` is given.
 
     spec keys: ``path`` (required: a model directory or hub id; for ``replay`` the table descriptor its source
     wrote; for ``openai`` optional weights whose fingerprint and tokenizer describe the served model),
     ``backend`` (see the module docstring), ``dtype`` ("auto", "float32", "bfloat16", ...), ``allow_hub``
     (default False), ``derived`` (a :class:`mocoflow.engines.loader.DerivedWeights`: weights built in memory
-    from ``path``; always the transformers backend); backend-specific keys are documented in each backend's module."""
+    from ``path``; always the transformers backend); backend-specific keys are documented in each backend's
+    module. ``requires``: capabilities the job needs (see :func:`serving_backend`)."""
     if "path" not in spec:
         raise ValueError(f"model {name!r}: spec needs 'path'")
     derived = spec.get("derived")
     # in-memory weights (a merge recipe, base + adapter) live in this process: the transformers backend serves them
-    backend = "transformers" if derived is not None else backend_of(name, spec)
+    backend = "transformers" if derived is not None else serving_backend(name, spec, requires)
+    if derived is None and backend != backend_of(name, spec):
+        log.info("model %s: this job needs %s; loading its weights with %s instead of %s", name,
+                 sorted(c.value for c in requires), backend, spec.get("backend"))
     engine: Engine
     if backend == "transformers":
         from mocoflow.engines.transformers_engine import TransformersEngine

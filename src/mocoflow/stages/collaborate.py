@@ -25,6 +25,7 @@ from mocoflow.engines.base import DecodingConfig, Usage
 from mocoflow.engines.factory import make_engine
 from mocoflow.io import by_seed, read_jsonl, write_json, write_jsonl
 from mocoflow.methods import METHODS
+from mocoflow.methods.backends import required_capabilities
 from mocoflow.methods.base import EngineProvider, MergeMethod, Method, MethodError, Need, RunContext, TaskScorer
 from mocoflow.methods.common import without_gold
 from mocoflow.models import ModelRef
@@ -90,8 +91,9 @@ def collaborate(params: dict[str, Any], cards: list[Path], items: dict[str, Path
     method.check_pool(pool)
     cache_dir = Path(params["cache_dir"])
     device = params.get("device", "auto")
+    requires = required_capabilities(method.needs)  # e.g. logits: a vLLM model is loaded with transformers
     provider = EngineProvider(lambda ref: make_engine(ref.name, {**ref.spec, "path": ref.path},
-                                                      cache_dir=cache_dir, device=device))
+                                                      cache_dir=cache_dir, device=device, requires=requires))
     decoding = DecodingConfig.from_dict(params["decoding"])
     seeds = job_seeds(params, decoding.seed)
     split_items = method_items(method, read_splits(items, params.get("prompt_style", "default")))
