@@ -154,6 +154,8 @@ def main() -> None:
         if base:
             log.info("batch %2d, tokens/s relative to the transformers engine: %s", batch,
                      {k: round(v / base, 2) for (k, b), v in by.items() if b == batch})
+    if llm is not None:
+        llm.close()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"model": str(args.model), "prompts": len(prompts),
                                     "max_new_tokens": args.max_new_tokens, "threads": torch.get_num_threads(),

@@ -180,3 +180,12 @@ def test_vllm_engines_tokens_but_not_logits_or_weights(tokenizer: Any):
 def test_missing_vllm_is_a_clear_error(tmp_path: Path):
     with pytest.raises(RuntimeError, match="needs the vllm package"):
         make_vllm_engine("m", {"path": str(tmp_path)})
+
+
+def test_close_stops_the_engine_process(tokenizer: Any):
+    eng, llm = _engine(tokenizer)
+    eng.close()  # a fake without an engine process: nothing to stop
+    stopped: list[bool] = []
+    llm.llm_engine = SimpleNamespace(engine_core=SimpleNamespace(shutdown=lambda: stopped.append(True)))
+    eng.close()
+    assert stopped == [True]

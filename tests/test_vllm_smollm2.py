@@ -97,7 +97,8 @@ def vllm_engine(weights: Path) -> Any:
     t0 = time.perf_counter()
     engine = VllmEngine("smollm2", weights, dtype="float32", max_model_len=2048, **VLLM_ARGS)
     _report("vllm_start_seconds", round(time.perf_counter() - t0, 1))
-    return engine
+    yield engine
+    engine.close()
 
 
 @pytest.fixture(scope="module")

@@ -109,6 +109,12 @@ class VllmEngine(Engine):
         log.info("%s: vLLM loaded %s (tensor_parallel_size=%d) in %.1fs", name, Path(self.path).name,
                  self.tensor_parallel_size, self.usage.load_seconds)
 
+    def close(self) -> None:
+        """Stop vLLM's engine process now (else it is stopped at interpreter exit, after logging has closed)."""
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+
     def _device(self) -> str:
         try:
             import torch
