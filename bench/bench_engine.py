@@ -97,8 +97,12 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--skip", nargs="*", default=[], choices=["moco", "plain", "transformers", "vllm"])
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads of the in-process transformers rows (0: torch's default)")
     p.add_argument("--out", type=Path, default=Path("results/bench/engine.json"))
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not (args.model / "config.json").exists():
         raise SystemExit(f"{args.model} is not a model directory; build the default study's models first "
