@@ -44,15 +44,16 @@ def test_wrong_shape_entry_is_a_miss_with_a_warning(tmp_path: Path, entry, caplo
 
 
 def test_engine_regenerates_over_a_wrong_shape_entry(tiny_model_dir: Path, tmp_path: Path):
+    from mocoflow.engines.caching import CachingEngine
     from mocoflow.engines.transformers_engine import TransformersEngine
 
     cache = ResponseCache(tmp_path / "cache")
     decoding = DecodingConfig(max_new_tokens=4, batch_size=2)
     prompts = ["What is 1 + 1?", "What is 2 + 2?"]
-    first = TransformersEngine("m", tiny_model_dir, device="cpu", cache=cache).generate(prompts, decoding)
+    first = CachingEngine(TransformersEngine("m", tiny_model_dir, device="cpu"), cache).generate(prompts, decoding)
     entry = next((tmp_path / "cache").rglob("*.json"))
     entry.write_text(json.dumps([{"text": "forged"}]))
-    engine = TransformersEngine("m", tiny_model_dir, device="cpu", cache=cache)
+    engine = CachingEngine(TransformersEngine("m", tiny_model_dir, device="cpu"), cache)
     again = engine.generate(prompts, decoding)
     assert [g.text for g in again] == [g.text for g in first]
     assert engine.usage.cache_hits == 1

@@ -220,10 +220,11 @@ def parameter_count(path: Path) -> int:
 def make_card(name: str, spec: dict[str, Any], weights: Path, **extra: Any) -> dict[str, Any]:
     from mocoflow.engines.loader import model_fingerprint
 
-    if weights.is_file():  # a weightless model (replay, endpoint): its source wrote a descriptor, not weights
-        from mocoflow.models_weightless import weightless_card
-
-        return weightless_card(name, spec, weights, **extra)
+    if weights.is_file():  # a weightless model (replay, endpoint): its source wrote a JSON descriptor, not weights
+        descriptor = json.loads(weights.read_text())
+        return {"name": name, "source": spec.get("source"), "path": str(weights.resolve()),
+                "fingerprint": descriptor["fingerprint"], "parameters": int(descriptor.get("parameters") or 0),
+                "architecture": None, "tokenizer": None, "spec": spec, **extra}
 
     return {
         "name": name,

@@ -30,76 +30,23 @@ Costs: the server's ``usage`` (prompt and completion tokens) per request; ``call
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mocoflow.engines.base import BACKEND_CAPABILITIES, DecodingConfig, Engine, Generation, Usage
 from mocoflow.engines.loader import local_model_dir, model_fingerprint
 from mocoflow.engines.tokens import render_prompt, sample_seed
+from mocoflow.models_weightless import EndpointSettings, endpoint_fingerprint, endpoint_settings
+
+__all__ = ["EndpointSettings", "OpenAIEngine", "endpoint_fingerprint", "endpoint_settings", "make_openai_engine"]
 
 log = logging.getLogger(__name__)
-
-PLACEHOLDER_KEY = "EMPTY"  # what local servers get when no api_key_env is named
-
-
-@dataclass(frozen=True)
-class EndpointSettings:
-    """How to reach a served model (documented in the module docstring)."""
-
-    base_url: str
-    model: str
-    api_key_env: str | None = None
-    api: str = "chat"
-    concurrency: int = 8
-    max_retries: int = 4
-    timeout: float = 120.0
-    logprobs: bool = True
-
-    def __post_init__(self) -> None:
-        if self.api not in ("chat", "completions"):
-            raise ValueError(f"api must be 'chat' or 'completions', not {self.api!r}")
-        if self.concurrency < 1 or self.max_retries < 0 or self.timeout <= 0:
-            raise ValueError("concurrency must be >= 1, max_retries >= 0 and timeout > 0")
-
-    def api_key(self, name: str) -> str:
-        if not self.api_key_env:
-            return PLACEHOLDER_KEY
-        key = os.environ.get(self.api_key_env)
-        if not key:
-            raise ValueError(f"model {name!r}: api_key_env names the environment variable {self.api_key_env!r}, "
-                             "which is not set")
-        return key
-
-
-SETTING_KEYS = ("base_url", "model", "api_key_env", "api", "concurrency", "max_retries", "timeout", "logprobs")
-
-
-def endpoint_fingerprint(settings: EndpointSettings) -> str:
-    """The cache identity of a served model known only by its URL and name."""
-    return hashlib.sha256(f"openai\0{settings.base_url}\0{settings.model}".encode()).hexdigest()
-
-
-def endpoint_settings(name: str, spec: dict[str, Any]) -> EndpointSettings:
-    """The endpoint settings of a model spec, with clear errors for a missing URL or a key in the config."""
-    if "api_key" in spec:
-        raise ValueError(f"model {name!r}: API keys never go in the config; put the key in an environment "
-                         "variable and name that variable with 'api_key_env'")
-    if not spec.get("base_url"):
-        raise ValueError(f"model {name!r}: backend 'openai' needs 'base_url' (e.g. http://127.0.0.1:8000/v1)")
-    values = {k: spec[k] for k in SETTING_KEYS if spec.get(k) is not None}
-    values.setdefault("model", name)
-    try:
-        return EndpointSettings(**values)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"model {name!r}: {err}") from None
 
 
 class OpenAIEngine(Engine):

@@ -384,7 +384,7 @@ class Stepper:
         masked, so the batch does not compute padding. Each row is charged its whole prompt, the engine the
         work done."""
         from mocoflow.engines.loader import shared_prefix_length
-        from mocoflow.engines.transformers_engine import MIN_SHARED_PREFIX
+        from mocoflow.engines.tokens import MIN_SHARED_PREFIX
 
         t0 = time.perf_counter()
         shared = shared_prefix_length(rows) if getattr(self.engine, "prefix_sharing", True) else 0

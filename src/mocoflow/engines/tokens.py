@@ -59,6 +59,9 @@ def left_pad(rows: list[list[int]], pad_id: int, device: Any = "cpu") -> tuple[t
     return ids.to(device), mask.to(device)
 
 
+MIN_SHARED_PREFIX = 8  # shared tokens below which running a prefix once and copying its KV cache does not pay
+
+
 def shared_prefix_length(rows: list[list[int]]) -> int:
     """Tokens every row starts with, leaving each row at least one token of its own (0 for < 2 rows)."""
     if len(rows) < 2:

@@ -42,6 +42,7 @@ import torch
 from mocoflow.engines.base import BACKEND_CAPABILITIES, DecodingConfig, Engine, Generation, Usage
 from mocoflow.engines.loader import DerivedWeights, load_model, model_fingerprint, parameter_count, resolve_device
 from mocoflow.engines.tokens import (
+    MIN_SHARED_PREFIX,
     encode_prompts,
     encode_text,
     left_pad,
@@ -53,7 +54,6 @@ from mocoflow.models import parameter_count as stored_parameter_count
 
 log = logging.getLogger(__name__)
 
-MIN_SHARED_PREFIX = 8  # shared tokens below which copying a prefix KV cache is not worth it
 
 
 class RowSampler:
