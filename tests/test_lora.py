@@ -113,3 +113,81 @@ def test_lora_needs_a_base_and_a_train_task(tmp_path: Path) -> None:
         source("s", {"train_task": TRAIN_TASK}, tmp_path / "s")
     with pytest.raises(FileNotFoundError, match="no card"):
         source("s", {"base": "missing", "train_task": TRAIN_TASK}, tmp_path / "s")
+
+
+def _mc_items(n: int) -> list[Item]:
+    return [Item(id=f"q{i}", task="t", split="train", task_type="multiple_choice",
+                 question=f"Pick option {i} of these" + " please" * (i % 3), choices={"A": "x", "B": "y"},
+                 gold="AB"[i % 2]) for i in range(n)]
+
+
+@pytest.mark.parametrize("chat", [True, False])
+def test_training_prompts_are_tokenised_as_at_inference(base: Path, chat: bool) -> None:
+    """The prompt part of a training pair is exactly what the engine feeds the model (chat template, or the
+    plain prompt with the tokenizer's special tokens), so the specialist is trained where it is used."""
+    from transformers import AutoTokenizer
+
+    from mocoflow.data.prompts import build_prompt
+    from mocoflow.engines.loader import encode_prompts
+
+    tok = AutoTokenizer.from_pretrained(str(base))
+    if not chat:
+        tok.chat_template = None
+    items = _mc_items(3)
+    pairs = encode_pairs(tok, items, LoraParams())
+    for item, (ids, start) in zip(items, pairs, strict=True):
+        assert ids[:start] == encode_prompts(tok, [build_prompt(item)])[0]
+
+
+def test_answer_loss_equals_the_full_loss_on_answer_tokens(base: Path) -> None:
+    """Logits at the last ``keep`` positions of a left-padded batch give the same loss as the full forward
+    pass over a right-padded batch with labels on the answer tokens."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mocoflow.training.lora import answer_loss, left_padded_batch, right_padded_batch
+
+    tok = AutoTokenizer.from_pretrained(str(base))
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32).eval()
+    items = _mc_items(4)
+    items[1] = Item(id="long", task="t", split="train", task_type="exact_match", question="Compute 2 + 3.",
+                    gold="5 apples and 7 pears")  # a longer answer than the others
+    pairs = encode_pairs(tok, items, LoraParams())
+    pad = tok.pad_token_id
+    with torch.no_grad():
+        ids, mask, labels = right_padded_batch(pairs, pad)
+        full = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        ids, mask, labels, keep = left_padded_batch(pairs, pad)
+        assert keep == max(len(i) - s for i, s in pairs) + 1
+        kept = answer_loss(model, ids, mask, labels, keep)
+    assert torch.allclose(full, kept, atol=1e-5), (float(full), float(kept))
+
+
+def test_train_task_may_list_several_tasks(base: Path, tmp_path: Path) -> None:
+    from mocoflow.training.lora import load_train_items
+
+    second = {"source": "builtin", "generator": "letter_count", "seed": 0, "n_train": 5, "n_test": 3}
+    items = load_train_items("s", {"train_task": [TRAIN_TASK, second]}, tmp_path)
+    assert len(items) == TRAIN_TASK["n_train"] + second["n_train"]
+    assert {i.split for i in items} == {"train"}
+    with pytest.raises(ValueError, match="entry 1"):
+        load_train_items("s", {"train_task": [TRAIN_TASK, {"generator": "x"}]}, tmp_path)
+
+
+def test_train_items_that_are_evaluated_elsewhere_are_dropped(tmp_path: Path) -> None:
+    """A train split drawn with other split sizes (or another source) can overlap an evaluated task's
+    test/dev items; exclude_tasks removes them by question."""
+    from mocoflow.training.lora import drop_evaluated, load_train_items
+
+    small = {"source": "builtin", "generator": "arithmetic", "n_terms": 2, "max_value": 3, "ops": "+",
+             "allow_negative": False, "seed": 0}
+    train = load_train_items("s", {"train_task": {**small, "n_test": 2, "n_dev": 0, "n_train": 10}}, tmp_path)
+    evaluated = {**small, "n_test": 4, "n_dev": 2}  # its test/dev take the first 6 questions: 4 of them train
+    kept, dropped = drop_evaluated("s", {"exclude_tasks": {"add": evaluated}}, train, tmp_path)
+    assert dropped == 4 and len(kept) == len(train) - 4
+    from mocoflow.data.sources import load_task
+
+    held = {i.question for s in ("test", "dev") for i in load_task("add", evaluated, cache_dir=tmp_path)[s]}
+    assert not held & {i.question for i in kept}
+    assert drop_evaluated("s", {}, train, tmp_path) == (train, 0)
+    with pytest.raises(ValueError, match="exclude_tasks entry"):
+        drop_evaluated("s", {"exclude_tasks": [{"generator": "arithmetic"}]}, train, tmp_path)

@@ -91,10 +91,21 @@ def answer_text(item: Item) -> str | None:
 
 
 def prompt_head(tokenizer: Any, prompt: str) -> str:
+    """Used by :mod:`mocoflow.training.finetune` (it tokenises this text without special tokens);
+    specialist training uses :func:`prompt_ids`, which matches inference also without a chat template."""
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
                                              add_generation_prompt=True, tokenize=False)
     return prompt + "\n"
+
+
+def prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
+    """The prompt's token ids exactly as the engines feed them at inference (chat template when the tokenizer
+    has one, else the plain prompt with the tokenizer's special tokens): see
+    :func:`mocoflow.engines.loader.encode_prompts`."""
+    from mocoflow.engines.loader import encode_prompts
+
+    return encode_prompts(tokenizer, [prompt])[0]
 
 
 def encode_pairs(tokenizer: Any, items: list[Item], params: LoraParams) -> list[tuple[list[int], int]]:
@@ -108,8 +119,7 @@ def encode_pairs(tokenizer: Any, items: list[Item], params: LoraParams) -> list[
         if answer is None:
             dropped += 1
             continue
-        head = tokenizer(prompt_head(tokenizer, build_prompt(item, params.prompt_style)),
-                         add_special_tokens=False)["input_ids"]
+        head = prompt_ids(tokenizer, build_prompt(item, params.prompt_style))
         tail = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         if len(head) + len(tail) > params.max_length:
             dropped += 1
@@ -155,6 +165,43 @@ def right_padded_batch(rows: list[tuple[list[int], int]], pad_id: int) -> tuple[
     return input_ids, mask, labels
 
 
+def left_padded_batch(rows: list[tuple[list[int], int]], pad_id: int) -> tuple[Any, Any, Any, int]:
+    """(ids, answer start) rows as input ids, attention mask, labels and ``keep``. Rows are padded on the left
+    so every answer ends at the last position: the loss needs logits at the last ``keep`` positions only
+    (``keep`` = longest answer + 1), which spares the output projection over every prompt token (for
+    Gemma-3's 262k-token vocabulary that projection is most of a forward pass). Labels are -100 except on
+    answer tokens."""
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(input_ids)
+    labels = torch.full_like(input_ids, -100)
+    longest = 0
+    for row, (ids, answer_start) in enumerate(rows):
+        offset = width - len(ids)
+        input_ids[row, offset:] = torch.tensor(ids)
+        mask[row, offset:] = 1
+        labels[row, offset + answer_start:] = torch.tensor(ids[answer_start:])
+        longest = max(longest, len(ids) - answer_start)
+    return input_ids, mask, labels, longest + 1
+
+
+def answer_loss(model: Any, input_ids: Any, mask: Any, labels: Any, keep: int) -> Any:
+    """Mean cross-entropy over the answer tokens of a :func:`left_padded_batch`. Position ids start at each
+    row's first real token, as in batched generation."""
+    import torch
+
+    from mocoflow.engines.loader import position_ids_from_mask
+
+    out = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids_from_mask(mask),
+                logits_to_keep=keep, use_cache=False)
+    logits = out.logits[:, :-1].float()
+    target = labels[:, input_ids.shape[1] - keep + 1:]
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                                             ignore_index=-100)
+
+
 def train_lora(base_path: Path, items: list[Item], out_dir: Path, params: LoraParams) -> TrainResult:
     """Fine-tune ``base_path`` with LoRA on ``items``; save ``out_dir/adapter`` and merged ``weights``."""
     import torch
@@ -190,9 +237,9 @@ def train_lora(base_path: Path, items: list[Item], out_dir: Path, params: LoraPa
         losses: list[float] = []
         n_tokens = 0
         for step in range(params.steps):
-            input_ids, mask, labels = right_padded_batch([pairs[i] for i in next_batch()], pad_id)
+            input_ids, mask, labels, keep = left_padded_batch([pairs[i] for i in next_batch()], pad_id)
             n_tokens += int(mask.sum())
-            loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+            loss = answer_loss(model, input_ids, mask, labels, keep)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -236,18 +283,52 @@ def resolve_base(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
 
 
 def load_train_items(name: str, spec: dict[str, Any], cache_dir: Path) -> list[Item]:
-    """The TRAIN split of ``spec['train_task']`` (dev and test are never read for training)."""
+    """The TRAIN splits of ``spec['train_task']`` (one task config block or a list of them), concatenated;
+    dev and test are never read for training."""
     import mocoflow.data.pypi  # noqa: F401  (registers the PyPI task sources)
     from mocoflow.data.sources import load_task
 
-    task_spec = spec.get("train_task")
-    if not isinstance(task_spec, dict) or "source" not in task_spec:
-        raise ValueError(f"model {name!r}: source 'lora' needs 'train_task', a task config block with "
-                         "'source'")
-    items = load_task(f"{name}-train", dict(task_spec), cache_dir=cache_dir)["train"]
-    if not items:
-        raise ValueError(f"model {name!r}: train_task has an empty train split (set n_train)")
+    blocks = spec.get("train_task")
+    blocks = blocks if isinstance(blocks, list) else [blocks]
+    items: list[Item] = []
+    for index, block in enumerate(blocks):
+        if not isinstance(block, dict) or "source" not in block:
+            raise ValueError(f"model {name!r}: 'train_task' must be a task config block with 'source', or a "
+                             f"list of them (entry {index} is {block!r})")
+        found = load_task(f"{name}-train{index}", dict(block), cache_dir=cache_dir)["train"]
+        if not found:
+            raise ValueError(f"model {name!r}: train_task entry {index} ({block.get('source')}) has an empty "
+                             "train split (set n_train, or leave rows after n_test and n_dev)")
+        log.info("model %s: %d train item(s) from train_task entry %d", name, len(found), index)
+        items += found
     return items
+
+
+def _question_key(item: Item) -> str:
+    return " ".join(item.question.lower().split())
+
+
+def drop_evaluated(name: str, spec: dict[str, Any], items: list[Item], cache_dir: Path) -> tuple[list[Item], int]:
+    """``items`` without those whose question (case and whitespace folded) is a test or dev question of a
+    task in ``spec['exclude_tasks']`` (task config blocks, as a list or a name -> block mapping: the study's
+    evaluated tasks, e.g. by YAML anchor), and how many were dropped. This makes "trained on data disjoint
+    from every evaluated item" a checked property instead of a convention about split sizes."""
+    from mocoflow.data.sources import load_task
+
+    blocks = spec.get("exclude_tasks") or []
+    named = list(blocks.items()) if isinstance(blocks, dict) else [(f"exclude{i}", b) for i, b in enumerate(blocks)]
+    held_out: set[str] = set()
+    for task, block in named:
+        if not isinstance(block, dict) or "source" not in block:
+            raise ValueError(f"model {name!r}: exclude_tasks entry {task!r} must be a task config block with "
+                             f"'source', got {block!r}")
+        splits = load_task(str(task), dict(block), cache_dir=cache_dir)
+        held_out |= {_question_key(i) for split in ("test", "dev") for i in splits[split]}
+    kept = [i for i in items if _question_key(i) not in held_out]
+    if len(kept) < len(items):
+        log.warning("model %s: dropped %d train item(s) that are test/dev items of exclude_tasks", name,
+                    len(items) - len(kept))
+    return kept, len(items) - len(kept)
 
 
 def lora_source_impl(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
@@ -256,12 +337,15 @@ def lora_source_impl(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
 
     base = resolve_base(name, spec, out_dir)
     params = LoraParams.from_spec(spec)
-    items = load_train_items(name, spec, default_cache_dir(spec) / "tasks")
+    cache = default_cache_dir(spec) / "tasks"
+    items, overlaps = drop_evaluated(name, spec, load_train_items(name, spec, cache), cache)
+    if not items:
+        raise ValueError(f"model {name!r}: no train items left after dropping exclude_tasks' test/dev items")
     log.info("model %s: LoRA on %s with %d train item(s), %s", name, base, len(items), params)
     result = train_lora(base, items, out_dir, params)
     tail = result.losses[-5:]
     record = {"base": spec.get("base"), "base_path": str(base), "params": dataclasses.asdict(params),
-              "train_items": result.n_items, "train_tokens": result.n_tokens,
+              "train_items": result.n_items, "dropped_evaluated_items": overlaps, "train_tokens": result.n_tokens,
               "train_seconds": round(result.seconds, 2), "initial_loss": result.losses[0],
               "final_loss": sum(tail) / len(tail), "losses": [round(x, 5) for x in result.losses]}
     (out_dir / "train.json").write_text(json.dumps(record, indent=2) + "\n")
