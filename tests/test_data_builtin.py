@@ -67,6 +67,16 @@ def test_arithmetic_golds() -> None:
         assert int(item.gold) == eval(expr)  # noqa: S307 - generated digits and + - * only
 
 
+def test_arithmetic_reference_response_is_worked_and_scores_correct() -> None:
+    """The reply specialists train on restates the expression, then gives the gold in the scorers' format."""
+    from mocoflow.scoring import score_item
+
+    for item in _load("arithmetic", n_terms=3, max_value=20)["train"]:
+        reply = item.metadata["reference_response"]
+        assert reply == f"{item.metadata['expression']} = {item.gold}\nAnswer: {item.gold}"
+        assert score_item(item, reply).correct
+
+
 def test_word_sort_and_letter_count_golds() -> None:
     for item in _load("word_sort", n_words=6)["test"]:
         words = item.metadata["words"]

@@ -191,3 +191,11 @@ def test_train_items_that_are_evaluated_elsewhere_are_dropped(tmp_path: Path) ->
     assert drop_evaluated("s", {}, train, tmp_path) == (train, 0)
     with pytest.raises(ValueError, match="exclude_tasks entry"):
         drop_evaluated("s", {"exclude_tasks": [{"generator": "arithmetic"}]}, train, tmp_path)
+
+
+def test_answer_text_prefers_the_sources_reference_response() -> None:
+    item = Item(id="a", task="t", split="train", task_type="exact_match", question="Compute 2 + 3.", gold="5",
+                metadata={"reference_response": "2 + 3 = 5\nAnswer: 5"})
+    assert answer_text(item) == "2 + 3 = 5\nAnswer: 5"
+    plain = Item(id="b", task="t", split="train", task_type="exact_match", question="Compute 2 + 3.", gold="5")
+    assert answer_text(plain) == "Answer: 5"

@@ -9,7 +9,9 @@ splits.
 
 Generators and their parameters (defaults in the signatures):
 
-- ``arithmetic`` (exact_match): ``n_terms`` integers in ``[-max_value, max_value]`` joined by ``ops``.
+- ``arithmetic`` (exact_match): ``n_terms`` integers in ``[-max_value, max_value]`` joined by ``ops``;
+  ``metadata["reference_response"]`` is the worked reply a specialist is trained on (``7 + 5 = 12``, then
+  ``Answer: 12``).
 - ``word_sort`` (exact_match): sort ``n_words`` words alphabetically.
 - ``letter_count`` (exact_match): count a letter in a word.
 - ``fact_mc`` (multiple_choice): capitals, chemical symbols (both directions) and computed unit conversions,
@@ -89,7 +91,8 @@ def arithmetic(rng: random.Random, *, n_terms: int = 3, max_value: int = 20, ops
     expr = _term(values[0]) + "".join(f" {op} {_term(v)}" for op, v in zip(chosen, values[1:], strict=True))
     answer = _eval_int(expr)
     return {"question": f"Compute {expr}.", "gold": str(answer),
-            "metadata": {"expression": expr, "n_terms": n_terms}}
+            "metadata": {"expression": expr, "n_terms": n_terms,
+                         "reference_response": f"{expr} = {answer}\nAnswer: {answer}"}}
 
 
 def _eval_int(expr: str) -> int:

@@ -76,7 +76,12 @@ class TrainResult:
 
 
 def answer_text(item: Item) -> str | None:
-    """The reply a specialist is trained to give for ``item`` (the scorers' answer format), or None."""
+    """The reply a specialist is trained to give for ``item``, or None: ``metadata["reference_response"]``
+    where the source wrote one (e.g. builtin arithmetic restates the expression before the answer, the
+    worked form small models compute best in), else the gold in the scorers' answer format."""
+    reference = item.metadata.get("reference_response")
+    if reference:
+        return str(reference)
     gold = item.gold
     if item.task_type in ("multiple_choice", "exact_match"):
         return None if gold is None else f"Answer: {gold}"
