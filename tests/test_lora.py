@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -199,3 +200,17 @@ def test_answer_text_prefers_the_sources_reference_response() -> None:
     assert answer_text(item) == "2 + 3 = 5\nAnswer: 5"
     plain = Item(id="b", task="t", split="train", task_type="exact_match", question="Compute 2 + 3.", gold="5")
     assert answer_text(plain) == "Answer: 5"
+
+
+def test_top_layers_adapts_only_the_top_blocks(base: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    params = LoraParams(steps=3, batch_size=3, rank=2, alpha=4, lr=1e-2, seed=0, top_layers=1)
+    result = train_lora(base, _mc_items(6), tmp_path / "top", params)
+    merged = AutoModelForCausalLM.from_pretrained(str(result.weights)).state_dict()
+    original = AutoModelForCausalLM.from_pretrained(str(base)).state_dict()
+    changed = {k for k, v in merged.items() if not torch.equal(v, original[k])}
+    assert changed and all(".layers.1." in k for k in changed), sorted(changed)
+    assert any(k.endswith("mlp.down_proj.weight") for k in changed)  # "all-linear" kept its MLP targets
+    with pytest.raises(ValueError, match="top_layers"):
+        train_lora(base, _mc_items(6), tmp_path / "bad", dataclasses.replace(params, top_layers=3))
