@@ -100,7 +100,8 @@ def test_lora_is_deterministic_and_loss_only_on_answers(base: Path, tmp_path: Pa
     params = LoraParams(steps=3, batch_size=3, rank=2, alpha=4, lr=1e-2, seed=7)
     tok = AutoTokenizer.from_pretrained(str(base))
     pairs = encode_pairs(tok, items, params)
-    answer_ids = tok(answer_text(items[0]), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    answer = answer_text(items[0], worked=params.worked_answers)
+    answer_ids = tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     ids, start = pairs[0]
     assert ids[start:] == answer_ids
     first = train_lora(base, items, tmp_path / "a", params)
@@ -194,12 +195,23 @@ def test_train_items_that_are_evaluated_elsewhere_are_dropped(tmp_path: Path) ->
         drop_evaluated("s", {"exclude_tasks": [{"generator": "arithmetic"}]}, train, tmp_path)
 
 
-def test_answer_text_prefers_the_sources_reference_response() -> None:
+def test_worked_answers_write_the_answer_before_the_answer_line() -> None:
+    """Specialists train on worked replies: the source's reference response, or the correct option's text
+    before the letter; other callers keep the bare answer line. Every form scores correct."""
+    from mocoflow.scoring import score_item
+
     item = Item(id="a", task="t", split="train", task_type="exact_match", question="Compute 2 + 3.", gold="5",
                 metadata={"reference_response": "2 + 3 = 5\nAnswer: 5"})
-    assert answer_text(item) == "2 + 3 = 5\nAnswer: 5"
-    plain = Item(id="b", task="t", split="train", task_type="exact_match", question="Compute 2 + 3.", gold="5")
-    assert answer_text(plain) == "Answer: 5"
+    assert answer_text(item, worked=True) == "2 + 3 = 5\nAnswer: 5"
+    assert answer_text(item) == "Answer: 5"
+    mc = Item(id="m", task="t", split="train", task_type="multiple_choice", question="Which is a metal?",
+              choices={"A": "wood", "B": " iron ", "C": "glass"}, gold="B")
+    assert answer_text(mc, worked=True) == "iron\nAnswer: B"
+    assert answer_text(mc) == "Answer: B"
+    for it in (item, mc):
+        assert score_item(it, answer_text(it, worked=True)).correct and score_item(it, answer_text(it)).correct
+    assert LoraParams().worked_answers
+
 
 
 def test_top_layers_adapts_only_the_top_blocks(base: Path, tmp_path: Path) -> None:

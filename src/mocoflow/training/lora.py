@@ -56,6 +56,7 @@ class LoraParams:
     max_items: int = 2000  # at most this many train items (a seeded sample of the train split)
     seed: int = 0  # torch and sampling seed
     prompt_style: str = "default"  # mocoflow.data.prompts style
+    worked_answers: bool = True  # train on worked replies (see answer_text), not the bare answer line
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> LoraParams:
@@ -77,14 +78,21 @@ class TrainResult:
     n_tokens: int = 0
 
 
-def answer_text(item: Item) -> str | None:
-    """The reply a specialist is trained to give for ``item``, or None: ``metadata["reference_response"]``
-    where the source wrote one (e.g. builtin arithmetic restates the expression before the answer, the
-    worked form small models compute best in), else the gold in the scorers' answer format."""
-    reference = item.metadata.get("reference_response")
-    if reference:
-        return str(reference)
+def answer_text(item: Item, *, worked: bool = False) -> str | None:
+    """The reply a model is trained to give for ``item`` (the scorers' answer format), or None.
+
+    ``worked=False``: the gold alone (``Answer: <gold>``; coding: the reference solution in a python block).
+    ``worked=True`` (specialists, :attr:`LoraParams.worked_answers`): the reply first writes what the answer is,
+    then the answer line, so the model decides in the form it knows best and then only copies: a source's
+    ``metadata["reference_response"]`` where it wrote one (builtin arithmetic: ``7 + 5 = 12``, then
+    ``Answer: 12``); multiple choice: the correct option's text, then ``Answer: <letter>`` (a 135M-270M model
+    trained on the letter alone learns a constant letter: Gemma-3 answered "A" on all 100 ARC-Easy items)."""
     gold = item.gold
+    if worked and item.metadata.get("reference_response"):
+        return str(item.metadata["reference_response"])
+    if worked and item.task_type == "multiple_choice" and gold is not None and item.choices \
+            and str(gold) in item.choices:
+        return f"{str(item.choices[str(gold)]).strip()}\nAnswer: {gold}"
     if item.task_type in ("multiple_choice", "exact_match"):
         return None if gold is None else f"Answer: {gold}"
     if item.task_type == "f1_match":
@@ -122,7 +130,7 @@ def encode_pairs(tokenizer: Any, items: list[Item], params: LoraParams) -> list[
     out: list[tuple[list[int], int]] = []
     dropped = 0
     for item in items:
-        answer = answer_text(item)
+        answer = answer_text(item, worked=params.worked_answers)
         if answer is None:
             dropped += 1
             continue
