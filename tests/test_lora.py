@@ -226,3 +226,15 @@ def test_top_layers_adapts_only_the_top_blocks(base: Path, tmp_path: Path) -> No
     assert any(k.endswith("mlp.down_proj.weight") for k in changed)  # "all-linear" kept its MLP targets
     with pytest.raises(ValueError, match="top_layers"):
         train_lora(base, _mc_items(6), tmp_path / "bad", dataclasses.replace(params, top_layers=3))
+
+
+def test_specialist_fingerprint_differs_from_its_base_when_only_mid_file_tensors_change(
+        tmp_path: Path) -> None:
+    """With 12 blocks the adapted top blocks (10, 11) sort mid-file in the safetensors; the fingerprint must
+    still tell the specialist from its base, or the response cache serves it the base's generations."""
+    from mocoflow.engines.loader import model_fingerprint
+
+    base = build_tiny_model(tmp_path / "base", arch="llama", seed=0, n_layer=12, n_embd=128)
+    params = LoraParams(steps=1, batch_size=2, rank=2, alpha=4, lr=1e-2, seed=0, top_layers=2)
+    result = train_lora(base, _mc_items(2), tmp_path / "spec", params)
+    assert model_fingerprint(result.weights) != model_fingerprint(base)

@@ -20,6 +20,7 @@ full model as safetensors + the base tokenizer: same architecture and tokenizer 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -235,6 +236,22 @@ def _layer_targets(model: Any, params: LoraParams) -> dict[str, Any]:
     return {"target_modules": names, "layers_to_transform": list(range(n_layers - params.top_layers, n_layers))}
 
 
+def _stamp_adapter_digest(weights: Path, adapter: Path) -> None:
+    """Record the adapter's sha256 in the merged model's config.json. Model fingerprints hash config.json
+    whole but weight files only at their first and last MiB (mocoflow.engines.loader.model_fingerprint); a
+    specialist whose changed tensors all sit mid-file (e.g. ``top_layers``) would otherwise share its base's
+    fingerprint, and so its response-cache entries: its generations would be the base model's."""
+    from mocoflow.models import file_sha256
+
+    digest = hashlib.sha256()
+    for f in sorted(adapter.glob("adapter_*")):
+        digest.update(f.name.encode() + b"\0" + file_sha256(f).encode())
+    config_path = weights / "config.json"
+    config = json.loads(config_path.read_text())
+    config["mocoflow_lora_adapter_sha256"] = digest.hexdigest()
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def train_lora(base_path: Path, items: list[Item], out_dir: Path, params: LoraParams) -> TrainResult:
     """Fine-tune ``base_path`` with LoRA on ``items``; save ``out_dir/adapter`` and merged ``weights``."""
     import torch
@@ -288,6 +305,7 @@ def train_lora(base_path: Path, items: list[Item], out_dir: Path, params: LoraPa
         merged = model.merge_and_unload()
         merged.save_pretrained(str(Path(tmp) / "weights"), safe_serialization=True)
         tokenizer.save_pretrained(str(Path(tmp) / "weights"))
+        _stamp_adapter_digest(Path(tmp) / "weights", Path(tmp) / "adapter")
         for name in ("adapter", "weights"):
             if (out_dir / name).exists():
                 shutil.rmtree(out_dir / name)
