@@ -232,9 +232,14 @@ def test_specialist_fingerprint_differs_from_its_base_when_only_mid_file_tensors
         tmp_path: Path) -> None:
     """With 12 blocks the adapted top blocks (10, 11) sort mid-file in the safetensors; the fingerprint must
     still tell the specialist from its base, or the response cache serves it the base's generations."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     from mocoflow.engines.loader import model_fingerprint
 
-    base = build_tiny_model(tmp_path / "base", arch="llama", seed=0, n_layer=12, n_embd=128)
+    built = build_tiny_model(tmp_path / "built", arch="llama", seed=0, n_layer=12, n_embd=128)
+    base = tmp_path / "base"  # saved by transformers, as the merged specialist is: same config.json bytes
+    AutoModelForCausalLM.from_pretrained(str(built)).save_pretrained(str(base))
+    AutoTokenizer.from_pretrained(str(built)).save_pretrained(str(base))
     params = LoraParams(steps=1, batch_size=2, rank=2, alpha=4, lr=1e-2, seed=0, top_layers=2)
     result = train_lora(base, _mc_items(2), tmp_path / "spec", params)
     assert model_fingerprint(result.weights) != model_fingerprint(base)
