@@ -166,6 +166,10 @@ class FakeEngine:
     def __init__(self) -> None:
         self.model = ScalarModel()
 
+    def load_state_dict(self, state: dict, *, strict: bool = False) -> tuple[list[str], list[str]]:
+        missing, unexpected = self.model.load_state_dict(state, strict=strict)
+        return list(missing), list(unexpected)
+
     def generate(self, prompts: list[str], decoding: DecodingConfig, **_kw) -> list[Generation]:
         w = float(self.model.w.detach())
         out = []

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mocoflow.engines.base import DecodingConfig, Engine, Generation, Usage
+from mocoflow.engines.base import Capability, DecodingConfig, Engine, Generation, Usage
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,16 @@ class ScriptedEngine(Engine):
         self.prompts_seen: list[str] = []
         self.requests: list[tuple[str, DecodingConfig]] = []
 
-    def generate(self, prompts: list[str], decoding: DecodingConfig, *, progress: str | None = None
-                 ) -> list[Generation]:
+    backend = "scripted"
+    capabilities = frozenset({Capability.SCORE})
+
+    def generate_batches(self, prompts: list[str], decoding: DecodingConfig, *, chat: bool = True
+                         ) -> Iterator[list[tuple[int, Generation]]]:
+        yield list(enumerate(self.generate(prompts, decoding)))
+
+    def generate(self, prompts: list[str], decoding: DecodingConfig, *, progress: str | None = None,
+                 chat: bool = True) -> list[Generation]:
+        """Every prompt is answered (no dedupe), so ``prompts_seen`` records exactly what was asked."""
         self.generate_calls += 1
         self.prompts_seen += prompts
         self.requests += [(p, decoding) for p in prompts]
@@ -93,7 +101,8 @@ class ScriptedEngine(Engine):
             self.usage.generated_tokens += max(1, len(text.split()))
         return out
 
-    def score_continuations(self, prompts: list[str], continuations: list[str]) -> list[float]:
+    def score_continuations(self, prompts: list[str], continuations: list[str], *, chat: bool = True
+                            ) -> list[float]:
         self.usage.prompt_tokens += sum(len(p.split()) for p in prompts)
         return [float(self.judge(p, c)) for p, c in zip(prompts, continuations, strict=True)]
 

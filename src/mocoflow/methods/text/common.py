@@ -205,7 +205,7 @@ def with_seed(decoding: DecodingConfig, seed: int, temperature: float) -> Decodi
 
 def record_training(ctx: RunContext, ref: ModelRef, seconds: float) -> None:
     """Add training wall time to the job's usage (``usage.json`` sums the loaded engines)."""
-    ctx.engines.get(ref).usage.training_seconds += seconds
+    ctx.engines.get(ref).record(training_seconds=seconds)
 
 
 # -- message passing --------------------------------------------------------------------------------------------

@@ -177,7 +177,7 @@ class DevEvaluator:
         self.evaluations = 0
 
     def accuracy(self, state: dict[str, Any]) -> float:
-        _missing, unexpected = self.engine.model.load_state_dict(state, strict=False)
+        _missing, unexpected = self.engine.load_state_dict(state, strict=False)
         if unexpected:
             raise MethodError(f"candidate weights do not fit the model: unexpected tensors {unexpected[:5]}")
         gens = self.engine.generate(self.prompts, self.decoding)
