@@ -204,3 +204,43 @@ def test_emergence_heatmap_shares_sum_counts_over_settings():
     assert list(share.index) == ["mv", "all runs"]
     assert share.loc["mv", "qa"] == pytest.approx(3 / 10)
     assert labels.loc["mv", "qa"] == "3/10"
+
+
+def test_efficiency_legend_groups_runs_by_level(tmp_path, monkeypatch):
+    """35 runs on one panel: the legend has one bold-headed column per level, each run listed under its own
+    level, and runs of one level share a hue family (colour says the level, marker the run)."""
+    import colorsys
+
+    import matplotlib.figure
+
+    from mocoflow.plots.efficiency import plot_efficiency
+
+    levels = {"api": 9, "text": 14, "logit": 5, "weight": 7}
+    rows = [
+        {"kind": "system", "run": f"{lv}{i}", "method": f"{lv}{i}", "level": lv, "pool": "p", "task": "t",
+         "n_items": 40, "score": 0.5, "flops": 1e9 * (i + 1)}
+        for lv, n in levels.items() for i in range(n)
+    ] + [{"kind": "model", "run": "m", "method": "single model", "level": "", "pool": "p", "task": "t",
+          "n_items": 40, "score": 0.4, "flops": 1e9}]
+    seen = {}
+    original = matplotlib.figure.Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        seen["legend"] = fig.legends[0]
+        seen["colors"] = {c.get_label(): c.get_facecolor()[0] for ax in fig.axes for c in ax.collections
+                          if len(c.get_facecolor())}
+        return original(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", spy)
+    plot_efficiency(pd.DataFrame(rows), [tmp_path / "e.png"], {"efficiency": {"task": "t"}, "dpi": 40})
+    texts = seen["legend"].get_texts()
+    labels = [t.get_text() for t in texts]
+    bold = [t.get_text() for t in texts if t.get_fontweight() == "bold"]
+    assert bold == ["reference", "api level", "text level", "logit level", "weight level"]
+    for lv, n in levels.items():
+        start = labels.index(f"{lv} level")
+        assert labels[start + 1 : start + 1 + n] == sorted(f"{lv}{i}" for i in range(n))
+    hues = {lv: {round(colorsys.rgb_to_hls(*seen["colors"][f"{lv}{i}"][:3])[0], 2) for i in range(n)}
+            for lv, n in levels.items()}
+    assert all(len(h) == 1 for h in hues.values()), hues
+    assert len(set().union(*hues.values())) == len(levels)

@@ -48,6 +48,7 @@ COLUMNS = [
     "kind",
     "run",
     "method",
+    "level",
     "pool",
     "task",
     "n_items",
@@ -132,6 +133,7 @@ def efficiency_table(
                 "kind": "system",
                 "run": r["run"],
                 "method": r["method"],
+                "level": r.get("level", ""),
                 "pool": r["pool"],
                 "task": r["task"],
                 "n_items": r["n_items"],
@@ -154,6 +156,7 @@ def efficiency_table(
                     "kind": "model",
                     "run": m,
                     "method": "single model",
+                    "level": "",
                     "pool": pool,
                     "task": task,
                     "n_items": s["n_items"],
@@ -167,9 +170,8 @@ def efficiency_table(
     if df.empty:
         return pd.DataFrame(columns=COLUMNS)
     df["_w"] = df["score"] * df["n_items"]
-    agg = df.groupby(["kind", "run", "method", "pool"], as_index=False)[["n_items", "_w", *COSTS]].sum(
-        min_count=1
-    )
+    keys = ["kind", "run", "method", "level", "pool"]
+    agg = df.groupby(keys, as_index=False, dropna=False)[["n_items", "_w", *COSTS]].sum(min_count=1)
     agg["score"] = agg["_w"] / agg["n_items"]
     df = pd.concat([df, agg.assign(task="all")], ignore_index=True).drop(columns="_w")
     for c in FRONT_COSTS:

@@ -72,6 +72,59 @@ def run_palette(runs: list[str]) -> dict[str, object]:
     return dict(zip(runs, sns.color_palette(name, len(runs)), strict=True))
 
 
+LEVELS = ("api", "text", "logit", "weight")
+
+
+def level_styles(levels: dict[str, str]) -> tuple[list[str], dict[str, object], dict[str, str]]:
+    """Runs grouped by collaboration level (``levels``: run -> level): the runs in level order, then by name;
+    a colour family per level (shades of one colour-blind hue, so a point's level reads at a glance) and a
+    marker per run within its level (so runs of one level still differ)."""
+    import seaborn as sns
+
+    order = {lv: i for i, lv in enumerate(LEVELS)}
+    runs = sorted(levels, key=lambda r: (order.get(levels[r], len(LEVELS)), levels[r], r))
+    groups: dict[str, list[str]] = {}
+    for run in runs:
+        groups.setdefault(levels[run], []).append(run)
+    base = [sns.color_palette("colorblind")[i] for i in (0, 1, 2, 4, 7)]  # blue, orange, green, purple; grey
+    palette: dict[str, object] = {}
+    markers: dict[str, str] = {}
+    for level, members in groups.items():
+        hue = base[order.get(level, len(LEVELS))]
+        shades = sns.blend_palette([sns.set_hls_values(hue, l=0.25), hue, sns.set_hls_values(hue, l=0.7)],
+                                   max(len(members), 2))
+        for i, run in enumerate(members):
+            palette[run] = shades[i * (len(shades) - 1) // max(len(members) - 1, 1)] if len(members) > 1 else hue
+            markers[run] = MARKERS[i % len(MARKERS)]
+    return runs, palette, markers
+
+
+def grouped_legend(fig, groups: dict[str, list[tuple[object, str]]], *, ncol_max: int = 5) -> None:
+    """One legend column per group, its name in bold on top (e.g. a column per collaboration level), placed
+    under the figure. ``groups``: header -> [(handle, label)]. Columns are padded to one height so each group
+    stays in its own column."""
+    from matplotlib.patches import Patch
+
+    groups = {k: v for k, v in groups.items() if v}
+    if not groups:
+        return
+    height = max(len(v) for v in groups.values()) + 1
+    blank = Patch(visible=False)
+    handles, labels, headers = [], [], set()
+    for header, entries in groups.items():
+        column = [(blank, header), *entries]
+        column += [(blank, "")] * (height - len(column))
+        headers.add(len(labels))
+        handles += [h for h, _ in column]
+        labels += [lab for _, lab in column]
+    ncol = min(len(groups), ncol_max)
+    legend = fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol,
+                        frameon=False, fontsize="x-small", handletextpad=0.3, columnspacing=1.2)
+    for i, text in enumerate(legend.get_texts()):
+        if i in headers:
+            text.set_fontweight("bold")
+
+
 def run_markers(runs: list[str]) -> dict[str, str]:
     """A marker per run, so runs that share a similar hue still differ."""
     return {run: MARKERS[i % len(MARKERS)] for i, run in enumerate(runs)}

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mocoflow.analysis.pools import PREFIX as SCALING_PREFIX
-from mocoflow.plots.common import empty, pyplot, run_markers, run_palette, save, settings
+from mocoflow.plots.common import empty, grouped_legend, level_styles, pyplot, save, settings
 
 COST_LABELS = {
     "generated_tokens": "generated tokens (incl. shared generations)",
@@ -43,8 +43,10 @@ def plot_efficiency(table: pd.DataFrame, out_paths: list[Path], params: dict[str
     ncols = max(1, min(3, len(pools)))
     nrows = max(1, int(np.ceil(len(pools) / ncols)))
     fig, axes = plt.subplots(nrows, ncols, figsize=(float(opts["width"]), 2.8 * nrows), squeeze=False)
-    runs = sorted(data.loc[data["kind"] == "system", "run"].unique()) if len(data) else []
-    palette, markers = run_palette(runs), run_markers(runs)
+    system = data[data["kind"] == "system"] if len(data) else data
+    level_col = system["level"] if "level" in system else pd.Series("", index=system.index)
+    levels = {r: lv if isinstance(lv, str) and lv else "other" for r, lv in zip(system["run"], level_col, strict=True)}
+    runs, palette, markers = level_styles(levels)
     log = bool(opts.get("log", True))
     for ax in axes.flat[len(pools) :]:
         ax.set_visible(False) if pools else empty(ax, "runs")
@@ -99,15 +101,17 @@ def plot_efficiency(table: pd.DataFrame, out_paths: list[Path], params: dict[str
         ax.set_ylim(-0.02, 1.02)
     if pools:
         fig.supxlabel(COST_LABELS.get(cost, cost), fontsize="medium")
-    handles, labels = [], []
+    # the legend: single models and the front, then one column per collaboration level
+    seen: dict[str, object] = {}
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    if handles:
-        fig.legend(
-            handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, fontsize="small"
-        )
+            seen.setdefault(lab, h)
+    groups: dict[str, list[tuple[object, str]]] = {
+        "reference": [(seen[lab], lab) for lab in ("single model", "Pareto front") if lab in seen]
+    }
+    for run in runs:
+        if run in seen:
+            groups.setdefault(f"{levels[run]} level", []).append((seen[run], run))
+    grouped_legend(fig, groups)
     fig.tight_layout()
     save(fig, out_paths, int(opts["dpi"]))
