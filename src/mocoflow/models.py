@@ -1,7 +1,9 @@
-"""Model sources and model cards: the ``models`` rule turns a config entry into ``card.json``.
+"""Model cards: the ``build_model`` rule turns a config entry into ``card.json`` through its model source
+(:mod:`mocoflow.model_sources` lists them all; ``local`` is here).
 
-A card records where the weights are, their fingerprint, parameter count, and the tokenizer and
-architecture signatures that logit- and weight-level methods check before doing any work.
+A card records where the weights are, their fingerprint (:func:`model_fingerprint`, also the response cache's
+key), parameter count, and the tokenizer and architecture signatures that logit- and weight-level methods
+check before doing any work. It imports only :mod:`mocoflow.io`, so every layer may read cards.
 
 Weights that mocoflow writes sit in the card's own folder (``results/models/{model}/weights``,
 ``results/merged/.../weights``); the card stores their path relative to that folder, so a results folder
