@@ -12,9 +12,10 @@ import torch
 from mocoflow.engines import loader
 from mocoflow.engines.base import DecodingConfig
 from mocoflow.engines.factory import make_engine
-from mocoflow.engines.loader import load_model, model_fingerprint
+from mocoflow.engines.loader import load_model
 from mocoflow.engines.stepper import same_tokenizer
 from mocoflow.engines.transformers_engine import TransformersEngine
+from mocoflow.models import model_fingerprint
 
 PROMPTS = [
     "What is 2 + 3?",

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-LIGHT = ["mocoflow.methods", "mocoflow.stages.collaborate", "mocoflow.stages.score", "mocoflow.stages.analyze",
-         "mocoflow.stages.plot", "mocoflow.analysis", "mocoflow.plots"]
+LIGHT = ["mocoflow.methods", "mocoflow.model_sources", "mocoflow.stages.collaborate", "mocoflow.stages.score",
+         "mocoflow.stages.analyze", "mocoflow.stages.plot", "mocoflow.analysis", "mocoflow.plots"]
 
 
 @pytest.mark.parametrize("module", LIGHT)

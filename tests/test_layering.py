@@ -5,8 +5,10 @@ Layers, top to bottom (a module may import its own layer and the ones below):
     entry      stages/ (the rules' entry points), config (the study config, checked against every registry),
                data.check (a command-line tool over data and scoring)
     methods    methods/
-    machinery  engines/, training/, scoring/, testing (tiny models and the scripted engine, for tests)
-    base       data/, models*, io, registry, gpu, export_table, interrupts, runlock
+    machinery  engines/, training/, scoring/, testing (tiny models and the scripted engine, for tests),
+               model_sources (the model-source registry)
+    base       data/, models (cards, fingerprints), models_hub/_offline/_weightless (sources), io, registry,
+               gpu, export_table, interrupts, runlock
 
 ``analysis/`` and ``plots/`` sit beside the stack: they read score files, import only each other (plots may
 import analysis, not the other way round), ``io`` and ``registry``, never torch, engines or methods; only
@@ -42,6 +44,7 @@ LAYER_OF = {
     "mocoflow.models_hub": "base",
     "mocoflow.models_offline": "base",
     "mocoflow.models_weightless": "base",
+    "mocoflow.model_sources": "machinery",  # the model-source table: lists the tiny (testing) and lora sources
     "mocoflow.engines": "machinery",
     "mocoflow.training": "machinery",
     "mocoflow.scoring": "machinery",
@@ -60,25 +63,10 @@ READERS = {"analysis": {"base:mocoflow.io", "base:mocoflow.registry"},
            "plots": {"analysis", "base:mocoflow.io", "base:mocoflow.registry"}}
 HEAVY = {"torch", "transformers", "vllm", "peft", "safetensors", "sentence_transformers", "accelerate"}
 
-# Known edges the lead removes as the sessions that own these files are merged (then this set shrinks to empty;
-# test_allowed_edges_are_still_needed fails for an entry that is no longer needed, so it cannot go stale).
-ALLOWED = {
-    # The engine/model loop (engines/loader.py holds make_engine above the backends and the token helpers the
-    # backends use; models.model_sources imports the source modules that import models to register; the
-    # ``lora`` model source and training.lora import each other). Being fixed by `vllm` (engines: factory above
-    # the backends, token helpers in their own module) and `harden` (models*.py).
-    ("mocoflow.models", "mocoflow.engines.loader"),  # also a layer violation: models are below engines
-    ("mocoflow.models", "mocoflow.models_hub"),
-    ("mocoflow.models", "mocoflow.models_offline"),
-    ("mocoflow.models_hub", "mocoflow.models"),
-    ("mocoflow.models_offline", "mocoflow.models"),
-    ("mocoflow.models", "mocoflow.models_weightless"),  # replay and endpoint sources (vllm), same pattern
-    ("mocoflow.models_weightless", "mocoflow.models"),
-    ("mocoflow.models_offline", "mocoflow.training.lora"),  # also a layer violation
-    ("mocoflow.training.lora", "mocoflow.models_offline"),
-    # Layer violations outside the loop:
-    ("mocoflow.models", "mocoflow.testing"),  # the ``tiny`` model source builds with testing.build_tiny_model (harden)
-}
+# Known edges that are cycles or against the layering, each with its reason; empty since the model-source
+# registry moved to mocoflow.model_sources (test_allowed_edges_are_still_needed fails for an entry that is no
+# longer needed, so it cannot go stale).
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path) -> str:

@@ -11,9 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from mocoflow import models_offline  # noqa: E402,F401  (registers the 'lora' model source)
 from mocoflow.data.schema import Item  # noqa: E402
-from mocoflow.models import MODEL_SOURCES  # noqa: E402
+from mocoflow.model_sources import MODEL_SOURCES  # noqa: E402
 from mocoflow.testing import build_tiny_model  # noqa: E402
 from mocoflow.training.lora import LoraParams, answer_text, encode_pairs, train_lora  # noqa: E402
 
@@ -234,7 +233,7 @@ def test_specialist_fingerprint_differs_from_its_base_when_only_mid_file_tensors
     still tell the specialist from its base, or the response cache serves it the base's generations."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mocoflow.engines.loader import model_fingerprint
+    from mocoflow.models import model_fingerprint
 
     built = build_tiny_model(tmp_path / "built", arch="llama", seed=0, n_layer=12, n_embd=128)
     base = tmp_path / "base"  # saved by transformers, as the merged specialist is: same config.json bytes

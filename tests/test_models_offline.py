@@ -15,7 +15,8 @@ gguf = pytest.importorskip("gguf")
 pytest.importorskip("transformers")
 
 from mocoflow import models_offline  # noqa: E402
-from mocoflow.models import MODEL_SOURCES, file_sha256  # noqa: E402
+from mocoflow.model_sources import MODEL_SOURCES  # noqa: E402
+from mocoflow.models import file_sha256  # noqa: E402
 from mocoflow.testing import build_tiny_model  # noqa: E402
 
 torch.set_num_threads(1)

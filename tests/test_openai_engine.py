@@ -138,8 +138,8 @@ def test_completions_api_renders_the_template_here_and_raw_prompts_stay_raw(stub
                                                                              tiny_model_dir: Path):
     from transformers import AutoTokenizer
 
-    from mocoflow.engines.loader import model_fingerprint
     from mocoflow.engines.tokens import render_prompt
+    from mocoflow.models import model_fingerprint
 
     spec = {"backend": "openai", "source": "local", "base_url": stub.base_url, "api": "completions",
             "path": str(tiny_model_dir)}

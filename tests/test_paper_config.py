@@ -30,9 +30,9 @@ def _config() -> dict:
 def missing_wiring() -> list[str]:
     """What the pipeline still lacks to build the paper DAG (registrations and includes done by the lead).
 
-    Checked in a fresh interpreter: other tests import moco_remote / models_hub, which registers them here."""
-    probe = ("import json; from mocoflow.models import model_sources; from mocoflow.data.sources import SOURCES; "
-             "print(json.dumps([model_sources().names(), SOURCES.names()]))")
+    Checked in a fresh interpreter, so that no other test's imports can complete a registry here."""
+    probe = ("import json; from mocoflow.model_sources import MODEL_SOURCES; "
+             "from mocoflow.data.sources import SOURCES; print(json.dumps([MODEL_SOURCES.names(), SOURCES.names()]))")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -42,7 +42,7 @@ def missing_wiring() -> list[str]:
         missing.append("task source 'moco_pinned' (import mocoflow.data.moco_remote in data/sources.py)")
     for source in ("hub", "lora"):
         if source not in model_names:
-            missing.append(f"model source {source!r} (import mocoflow.models_hub in models.model_sources())")
+            missing.append(f"model source {source!r} (list it in mocoflow/model_sources.py)")
     if 'include: "rules/judge.smk"' not in (ROOT / "Snakefile").read_text():
         missing.append('include: "rules/judge.smk" in the Snakefile')
     if "judges:" not in (ROOT / "schemas" / "config.schema.yaml").read_text():

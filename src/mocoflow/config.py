@@ -95,9 +95,8 @@ def validate(config: dict[str, Any]) -> None:
     from mocoflow.data.sources import SOURCES
     from mocoflow.methods import METHODS
     from mocoflow.methods.base import MethodError, build_params
-    from mocoflow.models import model_sources
+    from mocoflow.model_sources import MODEL_SOURCES
 
-    MODEL_SOURCES = model_sources()
     models, pools, tasks = config["models"], config["pools"], config["tasks"]
     for name, spec in models.items():
         if spec["source"] not in MODEL_SOURCES:

@@ -1,7 +1,9 @@
-"""Model sources and model cards: the ``models`` rule turns a config entry into ``card.json``.
+"""Model cards: the ``build_model`` rule turns a config entry into ``card.json`` through its model source
+(:mod:`mocoflow.model_sources` lists them all; ``local`` is here).
 
-A card records where the weights are, their fingerprint, parameter count, and the tokenizer and
-architecture signatures that logit- and weight-level methods check before doing any work.
+A card records where the weights are, their fingerprint (:func:`model_fingerprint`, also the response cache's
+key), parameter count, and the tokenizer and architecture signatures that logit- and weight-level methods
+check before doing any work. It imports only :mod:`mocoflow.io`, so every layer may read cards.
 
 Weights that mocoflow writes sit in the card's own folder (``results/models/{model}/weights``,
 ``results/merged/.../weights``); the card stores their path relative to that folder, so a results folder
@@ -15,18 +17,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from mocoflow.registry import Registry
 
 log = logging.getLogger(__name__)
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model",
                    "added_tokens.json", "chat_template.jinja",
                    "special_tokens_map.json")
+# What model_fingerprint hashes besides config.json: its own list (with chat_template.json, in this order)
+# because every response-cache key depends on it.
+FINGERPRINT_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
+                               "tokenizer.model", "added_tokens.json", "special_tokens_map.json",
+                               "chat_template.jinja", "chat_template.json")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+_EDGE = 1 << 20  # bytes hashed at each end of a weight file
 
 
 @dataclass(frozen=True)
@@ -124,12 +132,11 @@ def _folder_signature(path: Path, attribute: str) -> tuple[str, str] | None:
     return ("files", value)
 
 
-# A model source builds or locates the weights: (name, spec, out_dir) -> weights directory.
+# A model source builds or locates the weights: (name, spec, out_dir) -> weights directory. Sources are plain
+# functions in their modules; mocoflow.model_sources lists every one of them in one table.
 ModelSource = Callable[[str, dict[str, Any], Path], Path]
-MODEL_SOURCES: Registry[ModelSource] = Registry("model source")
 
 
-@MODEL_SOURCES.register("local")
 def local_source(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
     """An existing HF-format directory (``path``); nothing is copied."""
     if "path" not in spec:
@@ -138,22 +145,6 @@ def local_source(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"model {name!r}: {path} is not a Hugging Face model directory (no config.json)")
     return path
-
-
-@MODEL_SOURCES.register("tiny")
-def tiny_source(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
-    """A tiny randomly initialised model built locally (tests and smoke runs). Spec keys: arch, seed,
-    n_layer, n_embd, tokenizer ("default" or "other"), train_texts + train_steps to bias its outputs."""
-    from mocoflow import testing
-
-    weights = out_dir / "weights"
-    tok_variant = spec.get("tokenizer", "default")
-    testing.build_tiny_model(weights, arch=spec.get("arch", "gpt2"), seed=int(spec.get("seed", 0)),
-                             n_layer=int(spec.get("n_layer", 2)), n_embd=int(spec.get("n_embd", 64)),
-                             tokenizer=tok_variant)
-    if spec.get("train_texts"):
-        testing.train_tiny_model_briefly(weights, list(spec["train_texts"]), steps=int(spec.get("train_steps", 30)))
-    return weights
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -217,9 +208,52 @@ def parameter_count(path: Path) -> int:
     return total
 
 
-def make_card(name: str, spec: dict[str, Any], weights: Path, **extra: Any) -> dict[str, Any]:
-    from mocoflow.engines.loader import model_fingerprint
+def local_model_dir(path_or_id: str | os.PathLike[str]) -> Path | None:
+    """The directory holding a model: the path itself, or a hub id's cached snapshot (never downloaded)."""
+    p = Path(path_or_id).expanduser()
+    if p.is_dir():
+        return p
+    try:
+        from huggingface_hub import snapshot_download
 
+        return Path(snapshot_download(str(path_or_id), local_files_only=True))
+    except Exception:  # not cached locally, or not a valid repo id
+        return None
+
+
+def model_fingerprint(path: str | os.PathLike[str]) -> str:
+    """A fast, stable fingerprint of a model directory: sha256 over config.json, the tokenizer files and,
+    for each weight file, its name, size and the sha256 of its first and last MiB.
+
+    A hub id that is not cached locally is fingerprinted by its name (prefixed ``id:``)."""
+    d = local_model_dir(path)
+    h = hashlib.sha256()
+    if d is None:
+        h.update(f"id:{path}".encode())
+        return h.hexdigest()
+    config = d / "config.json"
+    if config.exists():
+        h.update(b"config.json\0")
+        h.update(config.read_bytes())
+    for name in FINGERPRINT_TOKENIZER_FILES:
+        f = d / name
+        if f.exists():
+            h.update(name.encode() + b"\0")
+            h.update(f.read_bytes())
+    weights = sorted(f for f in d.iterdir() if f.is_file() and f.name.endswith(WEIGHT_SUFFIXES))
+    for f in weights:
+        size = f.stat().st_size
+        h.update(f"{f.name}\0{size}\0".encode())
+        with open(f, "rb") as fh:
+            h.update(hashlib.sha256(fh.read(_EDGE)).digest())
+            fh.seek(max(0, size - _EDGE))
+            h.update(hashlib.sha256(fh.read(_EDGE)).digest())
+    if not config.exists() and not weights:
+        raise FileNotFoundError(f"{d}: no config.json or weight files to fingerprint")
+    return h.hexdigest()
+
+
+def make_card(name: str, spec: dict[str, Any], weights: Path, **extra: Any) -> dict[str, Any]:
     if weights.is_file():  # a weightless model (replay, endpoint): its source wrote a JSON descriptor, not weights
         descriptor = json.loads(weights.read_text())
         return {"name": name, "source": spec.get("source"), "path": str(weights.resolve()),
@@ -237,12 +271,3 @@ def make_card(name: str, spec: dict[str, Any], weights: Path, **extra: Any) -> d
         "spec": spec,
         **extra,
     }
-
-
-def model_sources() -> Registry[ModelSource]:
-    """The model-source registry with every source module imported (they register on import)."""
-    import mocoflow.models_hub  # noqa: F401
-    import mocoflow.models_offline  # noqa: F401
-    import mocoflow.models_weightless  # noqa: F401
-
-    return MODEL_SOURCES

@@ -18,8 +18,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mocoflow.models import MODEL_SOURCES
-
 log = logging.getLogger(__name__)
 
 ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
@@ -77,7 +75,6 @@ def resolve_hub_model(name: str, spec: dict[str, Any]) -> Path:
     return Path(snapshot_download(repo, revision=revision, allow_patterns=ALLOW_PATTERNS))
 
 
-@MODEL_SOURCES.register("hub")
 def hub_source(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
     """A hub id resolved to its local snapshot (nothing is copied; weights load later, where they are used)."""
     return resolve_hub_model(name, spec)

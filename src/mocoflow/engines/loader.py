@@ -1,4 +1,5 @@
-"""Load Hugging Face causal LMs and fingerprint their weights (engines are built by :mod:`.factory`).
+"""Load Hugging Face causal LMs (engines are built by :mod:`.factory`; weights are fingerprinted by
+:func:`mocoflow.models.model_fingerprint`, below the engines, because model cards record it).
 
 Nothing is fetched from a hub unless asked: ``load_model`` passes ``local_files_only=True`` by default
 (a spec sets ``allow_hub: true`` to opt in). Tokenizers pad on the left (for batched generation) and
@@ -11,7 +12,6 @@ methods/weight/lorahub.py, bench/bench_fusion.py and some tests).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable
@@ -28,12 +28,6 @@ from mocoflow.engines.tokens import (  # noqa: F401  (re-exported, see the modul
 )
 
 log = logging.getLogger(__name__)
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model",
-                   "added_tokens.json", "special_tokens_map.json", "chat_template.jinja",
-                   "chat_template.json")
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
-_EDGE = 1 << 20  # bytes hashed at each end of a weight file
 
 
 @dataclass(frozen=True)
@@ -72,19 +66,6 @@ def resolve_dtype(dtype: str | Any, device: str) -> Any:
     return dtype
 
 
-def local_model_dir(path_or_id: str | os.PathLike[str]) -> Path | None:
-    """The directory holding a model: the path itself, or a hub id's cached snapshot (never downloaded)."""
-    p = Path(path_or_id).expanduser()
-    if p.is_dir():
-        return p
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(str(path_or_id), local_files_only=True))
-    except Exception:  # not cached locally, or not a valid repo id
-        return None
-
-
 def load_model(path_or_id: str | os.PathLike[str], *, device: str = "auto", dtype: str | Any = "auto",
                local_files_only: bool = True, attn_implementation: str | None = None) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` in eval mode on ``device``; the tokenizer pads on the left."""
@@ -105,38 +86,6 @@ def load_model(path_or_id: str | os.PathLike[str], *, device: str = "auto", dtyp
     if getattr(model.generation_config, "pad_token_id", None) is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
-
-
-def model_fingerprint(path: str | os.PathLike[str]) -> str:
-    """A fast, stable fingerprint of a model directory: sha256 over config.json, the tokenizer files and,
-    for each weight file, its name, size and the sha256 of its first and last MiB.
-
-    A hub id that is not cached locally is fingerprinted by its name (prefixed ``id:``)."""
-    d = local_model_dir(path)
-    h = hashlib.sha256()
-    if d is None:
-        h.update(f"id:{path}".encode())
-        return h.hexdigest()
-    config = d / "config.json"
-    if config.exists():
-        h.update(b"config.json\0")
-        h.update(config.read_bytes())
-    for name in TOKENIZER_FILES:
-        f = d / name
-        if f.exists():
-            h.update(name.encode() + b"\0")
-            h.update(f.read_bytes())
-    weights = sorted(f for f in d.iterdir() if f.is_file() and f.name.endswith(WEIGHT_SUFFIXES))
-    for f in weights:
-        size = f.stat().st_size
-        h.update(f"{f.name}\0{size}\0".encode())
-        with open(f, "rb") as fh:
-            h.update(hashlib.sha256(fh.read(_EDGE)).digest())
-            fh.seek(max(0, size - _EDGE))
-            h.update(hashlib.sha256(fh.read(_EDGE)).digest())
-    if not config.exists() and not weights:
-        raise FileNotFoundError(f"{d}: no config.json or weight files to fingerprint")
-    return h.hexdigest()
 
 
 def parameter_count(model: Any) -> int:

@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from mocoflow.engines.base import BACKEND_CAPABILITIES, DecodingConfig, Engine, Generation, Usage
-from mocoflow.engines.loader import local_model_dir, model_fingerprint
 from mocoflow.engines.tokens import render_prompt, sample_seed
+from mocoflow.models import local_model_dir, model_fingerprint, parameter_count
 from mocoflow.models_weightless import EndpointSettings, endpoint_fingerprint, endpoint_settings
 
 __all__ = ["EndpointSettings", "OpenAIEngine", "endpoint_fingerprint", "endpoint_settings", "make_openai_engine"]
@@ -67,8 +67,6 @@ class OpenAIEngine(Engine):
         self.fingerprint = fingerprint or (model_fingerprint(weights) if weights is not None
                                            else endpoint_fingerprint(settings))
         if parameters is None and weights is not None:
-            from mocoflow.models import parameter_count
-
             parameters = parameter_count(weights)
         if parameters:
             self.usage.parameters[name] = int(parameters)

@@ -40,7 +40,7 @@ from typing import Any
 import torch
 
 from mocoflow.engines.base import BACKEND_CAPABILITIES, DecodingConfig, Engine, Generation, Usage
-from mocoflow.engines.loader import DerivedWeights, load_model, model_fingerprint, parameter_count, resolve_device
+from mocoflow.engines.loader import DerivedWeights, load_model, parameter_count, resolve_device
 from mocoflow.engines.tokens import (
     MIN_SHARED_PREFIX,
     encode_prompts,
@@ -50,6 +50,7 @@ from mocoflow.engines.tokens import (
     sample_seed,
     shared_prefix_length,
 )
+from mocoflow.models import model_fingerprint
 from mocoflow.models import parameter_count as stored_parameter_count
 
 log = logging.getLogger(__name__)

@@ -41,9 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from mocoflow.engines.base import BACKEND_CAPABILITIES, DecodingConfig, Engine, Generation, Usage
-from mocoflow.engines.loader import local_model_dir, model_fingerprint
 from mocoflow.engines.tokens import encode_prompts, encode_text, sample_seed
-from mocoflow.models import parameter_count
+from mocoflow.models import local_model_dir, model_fingerprint, parameter_count
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from mocoflow.io import read_json
-from mocoflow.models import make_card, model_sources, write_card
+from mocoflow.model_sources import MODEL_SOURCES
+from mocoflow.models import make_card, write_card
 from mocoflow.stages.common import json_arg, parser, setup_logging
 
 log = logging.getLogger("mocoflow.build_model")
@@ -16,7 +17,7 @@ log = logging.getLogger("mocoflow.build_model")
 def build_model(name: str, spec: dict, card_path: Path) -> dict:
     out_dir = card_path.parent
     t0 = time.perf_counter()
-    weights = model_sources().get(spec["source"])(name, spec, out_dir)
+    weights = MODEL_SOURCES.get(spec["source"])(name, spec, out_dir)
     provenance = {f.stem: read_json(f) for f in (out_dir / "source.json", out_dir / "train.json") if f.exists()}
     card = make_card(name, spec, weights, build_seconds=round(time.perf_counter() - t0, 3), **provenance)
     write_card(card_path, card)

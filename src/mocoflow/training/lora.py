@@ -1,6 +1,6 @@
 """LoRA specialists: a short supervised fine-tune (peft) of a base model on one task's TRAIN split.
 
-The ``lora`` model source (registered in :mod:`mocoflow.models_offline`) takes these spec keys:
+The ``lora`` model source (:func:`lora_source`, listed in :mod:`mocoflow.model_sources`) takes these spec keys:
 
 - ``base``: another configured model's name; its card is read from ``<models dir>/<base>/card.json``
   (the models dir is the parent of this model's output folder), or ``base_path``: a HF-format folder.
@@ -35,6 +35,7 @@ from typing import Any
 
 from mocoflow.data.schema import Item
 from mocoflow.models import card_weights
+from mocoflow.models_offline import default_cache_dir
 
 log = logging.getLogger("mocoflow.training.lora")
 
@@ -238,7 +239,7 @@ def _layer_targets(model: Any, params: LoraParams) -> dict[str, Any]:
 
 def _stamp_adapter_digest(weights: Path, adapter: Path) -> None:
     """Record the adapter's sha256 in the merged model's config.json. Model fingerprints hash config.json
-    whole but weight files only at their first and last MiB (mocoflow.engines.loader.model_fingerprint); a
+    whole but weight files only at their first and last MiB (mocoflow.models.model_fingerprint); a
     specialist whose changed tensors all sit mid-file (e.g. ``top_layers``) would otherwise share its base's
     fingerprint, and so its response-cache entries: its generations would be the base model's."""
     from mocoflow.models import file_sha256
@@ -382,10 +383,9 @@ def drop_evaluated(name: str, spec: dict[str, Any], items: list[Item], cache_dir
     return kept, len(items) - len(kept)
 
 
-def lora_source_impl(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
-    """Build the ``lora`` model ``name`` into ``out_dir``; return the merged weights folder."""
-    from mocoflow.models_offline import default_cache_dir
-
+def lora_source(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
+    """The ``lora`` model source: build the model ``name`` into ``out_dir``; return the merged weights folder."""
+    out_dir = Path(out_dir)
     base = resolve_base(name, spec, out_dir)
     params = LoraParams.from_spec(spec)
     cache = default_cache_dir(spec) / "tasks"
