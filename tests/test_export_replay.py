@@ -4,15 +4,13 @@ source, and the smoke study exported and replayed through Snakemake to identical
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
+from test_e2e import snakemake
 
 from mocoflow.engines.base import DecodingConfig, EngineCapabilityError
 from mocoflow.engines.factory import make_engine
@@ -158,14 +156,7 @@ def _snakemake(workdir: Path, config: dict[str, Any], *targets: str) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     configfile = workdir / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MOCOFLOW_PYTHON": sys.executable}
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), "--cores", "2", "--quiet", "all", "--", *targets]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:
-        logs = "\n".join(f"== {p}\n{p.read_text()[-2000:]}" for p in (workdir / "results" / "logs").rglob("*.log")
-                         if p.stat().st_size) if (workdir / "results" / "logs").exists() else ""
-        pytest.fail(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}\n{logs}")
+    snakemake(workdir, configfile, "--quiet", "all", "--", *targets)
 
 
 def _smoke_subset(models_dir: Path) -> dict[str, Any]:
