@@ -23,7 +23,6 @@ on a GPU); on a saturated CPU a step costs about 8x more at batch 8 and no batch
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import tempfile
 import time
@@ -53,9 +52,11 @@ PROMPTS = [
 def model_paths(models_dir: Path | None, tmp: Path, n_layer: int, n_embd: int) -> tuple[list[str], str]:
     """Two model folders (first, second) and a label: SmolLM2 (+ smol-sci) from cards, or tiny Llamas."""
     if models_dir is not None and (models_dir / "smollm2" / "card.json").exists():
-        first = json.loads((models_dir / "smollm2" / "card.json").read_text())["path"]
+        from mocoflow.models import card_weights
+
+        first = str(card_weights(models_dir / "smollm2" / "card.json"))
         sci = models_dir / "smol-sci" / "card.json"
-        second = json.loads(sci.read_text())["path"] if sci.exists() else first
+        second = str(card_weights(sci)) if sci.exists() else first
         return [first, second], "smollm2 + " + ("smol-sci" if sci.exists() else "smollm2")
     from mocoflow.testing import build_tiny_model
 

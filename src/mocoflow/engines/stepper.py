@@ -46,7 +46,8 @@ import torch
 
 from mocoflow.engines.loader import encode_prompts, left_pad, position_ids_from_mask
 
-TOKEN_BUDGET = 8  # token slots (rows x chunk width) a decoding forward pass may use; see Stepper._forward
+TOKEN_BUDGET = 32  # token slots (rows x chunk width) a decoding forward pass may use; see Stepper._forward
+PASS_OVERHEAD = 6  # a forward pass's fixed cost (weights read once) in token slots; see pass_groups
 PREFILL_SLACK = 1.25  # prompts prefill together while padding adds at most this factor; see Stepper._prefill
 
 
@@ -456,65 +457,122 @@ class Stepper:
     @torch.no_grad()
     def _forward(self, chunks: Mapping[int, Sequence[int]], *, own: Mapping[int, int] | None = None,
                  all_positions: bool = False) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
-        """One forward pass: each row's chunk joins its queue, and every row with queued tokens feeds up to
-        ``width`` of them (right-aligned, left padding masked), where ``width`` keeps ``rows x width`` within
-        ``token_budget`` (at least 1; the rest stays queued for the next pass, so one row reading a long text
-        does not make every row compute padding). ``own[row]`` tokens of a chunk are charged as generated,
-        the rest as prompt. With ``all_positions`` (scoring) the whole chunks go in one pass, and per row the
+        """Feed queued tokens: each row's chunk joins its queue, and every row with queued tokens feeds up to
+        ``width`` of them (right-aligned, left padding masked) in one or two forward passes that compute only
+        the rows that feed something (see ``_pass``). ``width`` keeps ``rows x width`` of a pass within
+        ``token_budget`` (at least 1; the rest stays queued for the next call, so one row reading a long text
+        neither blocks nor pads the others). Rows stepping one token and rows reading a chunk go in separate
+        passes when padding the steppers to the chunk's width would compute more than a pass's fixed cost
+        (``PASS_OVERHEAD`` token slots). ``own[row]`` tokens of a chunk are charged as generated, the rest as
+        prompt. With ``all_positions`` (scoring) the whole chunks go in one pass, and per row the
         log-probabilities ``[len, V]`` (and hidden states) at every position of its chunk are returned."""
         own = own or {}
         for r, toks in chunks.items():
             if len(toks):
                 mine = min(own.get(r, 0), len(toks))
                 self._queue.setdefault(r, []).extend((int(t), i < mine) for i, t in enumerate(toks))
-        if not any(self._queue.values()):
+        queued = [r for r, q in self._queue.items() if q]
+        if not queued:
             return {}, {}
+        if all_positions or self.token_budget is None:
+            groups = [queued]
+        else:
+            groups = pass_groups({r: len(self._queue[r]) for r in queued}, self.token_budget)
+        seq_lp: dict[int, torch.Tensor] = {}
+        seq_h: dict[int, torch.Tensor] = {}
+        for rows in groups:
+            width = max(len(self._queue[r]) for r in rows)
+            if not all_positions and self.token_budget is not None:
+                width = min(width, max(1, self.token_budget // len(rows)))
+            work: dict[int, list[tuple[int, bool]]] = {}
+            for r in rows:
+                work[r], self._queue[r] = self._queue[r][:width], self._queue[r][width:]
+            lp, h = self._pass(work, all_positions)
+            seq_lp.update(lp)
+            seq_h.update(h)
+        return seq_lp, seq_h
+
+    def _pass(self, work: Mapping[int, Sequence[tuple[int, bool]]], all_positions: bool
+              ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+        """One forward pass over the rows in ``work``. When they are fewer than the batch (and the cache is
+        plain dynamic layers), only their cache rows go through the model: the pass's new cache columns are
+        written back for them and left masked (zero) for the other rows, which are not computed at all."""
         t0 = time.perf_counter()
-        n_phys = self.mask.shape[0]
-        width = max(len(q) for q in self._queue.values())
-        if not all_positions and self.token_budget is not None:
-            width = min(width, max(1, self.token_budget // n_phys))
-        work: dict[int, list[tuple[int, bool]]] = {}
-        for r, q in list(self._queue.items()):
-            if q:
-                work[r], self._queue[r] = q[:width], q[width:]
-        width = max(len(t) for t in work.values())
-        ids = torch.full((n_phys, width), self.pad_id, dtype=torch.long)
-        new_mask = torch.zeros((n_phys, width), dtype=torch.long)
-        positions = torch.zeros((n_phys, width), dtype=torch.long)
-        for r, toks in work.items():
-            p, k = self._phys[r], len(toks)
-            ids[p, width - k:] = torch.tensor([t for t, _ in toks], dtype=torch.long)
-            new_mask[p, width - k:] = 1
-            positions[p, width - k:] = torch.arange(self._next[p], self._next[p] + k)
-        mask = torch.cat([self.mask, new_mask.to(self.device)], dim=1)
-        out = self._run(ids.to(self.device), mask, positions.to(self.device), self.past, all_positions)
-        self.past = out.past_key_values
-        self.mask = mask
         rows = list(work)
-        idx = torch.tensor([self._phys[r] for r in rows], dtype=torch.long, device=self._logp.device)
-        self._logp[idx] = torch.log_softmax(out.logits[idx.to(out.logits.device), -1].float(), dim=-1).to(
-            self._logp.device)
+        n_phys = self.mask.shape[0]
+        width = max(len(t) for t in work.values())
+        phys = [self._phys[r] for r in rows]
+        subset = len(rows) < n_phys and _plain_layers(self.past)
+        slot = dict(zip(rows, range(len(rows)), strict=True)) if subset else dict(zip(rows, phys, strict=True))
+        n_batch = len(rows) if subset else n_phys
+        ids = torch.full((n_batch, width), self.pad_id, dtype=torch.long)
+        new_mask = torch.zeros((n_batch, width), dtype=torch.long)
+        positions = torch.zeros((n_batch, width), dtype=torch.long)
+        for r, toks in work.items():
+            i, p, k = slot[r], self._phys[r], len(toks)
+            ids[i, width - k:] = torch.tensor([t for t, _ in toks], dtype=torch.long)
+            new_mask[i, width - k:] = 1
+            positions[i, width - k:] = torch.arange(self._next[p], self._next[p] + k)
+        new_mask = new_mask.to(self.device)
+        if subset:
+            sel = torch.tensor(phys, dtype=torch.long, device=self.device)
+            full = [(layer.keys, layer.values) for layer in self.past.layers]
+            old_width = self.mask.shape[1]
+            for layer, (k_, v_) in zip(self.past.layers, full, strict=True):
+                layer.keys, layer.values = k_[sel], v_[sel]
+            out = self._run(ids.to(self.device), torch.cat([self.mask[sel], new_mask], dim=1),
+                            positions.to(self.device), self.past, all_positions)
+            for layer, (k_, v_) in zip(self.past.layers, full, strict=True):
+                keys = torch.cat([k_, k_.new_zeros((*k_.shape[:2], width, *k_.shape[3:]))], dim=2)
+                values = torch.cat([v_, v_.new_zeros((*v_.shape[:2], width, *v_.shape[3:]))], dim=2)
+                keys[sel, :, old_width:] = layer.keys[:, :, old_width:]
+                values[sel, :, old_width:] = layer.values[:, :, old_width:]
+                layer.keys, layer.values = keys, values
+            grown = torch.zeros((n_phys, width), dtype=torch.long, device=self.device)
+            grown[sel] = new_mask
+            self.mask = torch.cat([self.mask, grown], dim=1)
+        else:
+            mask = torch.cat([self.mask, new_mask], dim=1)
+            out = self._run(ids.to(self.device), mask, positions.to(self.device), self.past, all_positions)
+            self.past = out.past_key_values
+            self.mask = mask
+        idx = torch.tensor(phys, dtype=torch.long, device=self._logp.device)
+        at = torch.tensor([slot[r] for r in rows], dtype=torch.long, device=out.logits.device)
+        self._logp[idx] = torch.log_softmax(out.logits[at, -1].float(), dim=-1).to(self._logp.device)
         if self._hidden is not None:
-            self._hidden[idx] = out.hidden_states[-1][idx, -1].float()
+            self._hidden[idx] = out.hidden_states[-1][at, -1].float().to(self._hidden.device)
         seq_lp: dict[int, torch.Tensor] = {}
         seq_h: dict[int, torch.Tensor] = {}
         n_own = n_all = 0
         for r in rows:
-            p, k = self._phys[r], len(work[r])
+            p, k, i = self._phys[r], len(work[r]), slot[r]
             mine = sum(is_own for _, is_own in work[r])
             self._next[p] += k
             self._spent_generated[r] += mine
             self._spent_prompt[r] += k - mine
             n_own, n_all = n_own + mine, n_all + k
             if all_positions:
-                seq_lp[r] = torch.log_softmax(out.logits[p, width - k:].float(), dim=-1)
+                seq_lp[r] = torch.log_softmax(out.logits[i, width - k:].float(), dim=-1)
                 if self._hidden is not None:
-                    seq_h[r] = out.hidden_states[-1][p, width - k:].float()
+                    seq_h[r] = out.hidden_states[-1][i, width - k:].float()
         self.usage.generated_tokens += n_own
         self.usage.prompt_tokens += n_all - n_own
         self.usage.generate_seconds += time.perf_counter() - t0
         return seq_lp, seq_h
+
+
+def pass_groups(lengths: Mapping[int, int], budget: int) -> list[list[int]]:
+    """Rows (by queued length) in one forward pass, or two: rows stepping one token, rows reading a chunk. Two
+    when padding the steppers to the chunk width (within ``budget``) computes more token slots than a pass's
+    fixed cost (``PASS_OVERHEAD``)."""
+    steps = [r for r, n in lengths.items() if n == 1]
+    reads = [r for r, n in lengths.items() if n > 1]
+    if not steps or not reads:
+        return [steps or reads]
+    width = min(max(lengths[r] for r in reads), max(1, budget // len(reads)))
+    merged = (len(steps) + len(reads)) * width
+    split = len(steps) + len(reads) * width + PASS_OVERHEAD
+    return [steps + reads] if merged <= split else [steps, reads]
 
 
 def similar_lengths(lengths: Sequence[int], slack: float) -> list[list[int]]:
