@@ -84,6 +84,32 @@ def step_ratio(engine: Any, prompts: list[str], steps: int = 6) -> float:
     return (times[1] + times[3]) / (times[0] + times[2])
 
 
+def plain_step_seconds(engine: Any, prompts: list[str], batch: int, steps: int = 8) -> float:
+    """Seconds of one greedy decoding step at ``batch`` rows in plain Hugging Face code (one ``DynamicCache``,
+    the mask grown by a column per step; no stepper, eos ignored): what batching itself buys on this machine."""
+    from mocoflow.engines.loader import encode_prompts, left_pad
+
+    model, tok = engine.model, engine.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    ids, mask = left_pad(encode_prompts(tok, prompts[:batch], chat=True), pad, "cpu")
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, use_cache=True)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+            mask = torch.cat([mask, torch.ones_like(nxt)], 1)
+            out = model(input_ids=nxt, attention_mask=mask, past_key_values=out.past_key_values, use_cache=True)
+            torch.log_softmax(out.logits[:, -1].float(), -1)
+    return (time.perf_counter() - t0) / steps
+
+
+def ideal_ratio(lengths: list[int], step: dict[int, float]) -> float:
+    """Lockstep over one at a time if decoding cost only plain steps: items of ``lengths`` tokens, one at a time
+    (``sum(lengths)`` steps at batch 1) against lockstep (step ``s`` at the batch of items longer than ``s``)."""
+    batched = sum(step[sum(n > s for n in lengths)] for s in range(max(lengths, default=0)))
+    return sum(lengths) * step[1] / max(batched, 1e-9)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models-dir", type=Path, default=None, help="a study's results/models (cards)")
@@ -153,14 +179,23 @@ def main() -> None:
              len(prompts), new, torch.get_num_threads(), args.repeats)
     log.info("regime: one decoding step at batch %d takes %.2fx the time of one at batch 1", len(prompts),
              step_ratio(engines[0], prompts))
+    plain = {b: 0.0 for b in range(1, len(prompts) + 1)}
+    for order in (sorted(plain), sorted(plain, reverse=True)):  # both directions: load drift hits all sizes
+        for b in order:
+            plain[b] += plain_step_seconds(engines[0], prompts, b) / 2
+    log.info("ceiling (plain HF decoding, no stepper): a step at batch %d takes %.2fx one at batch 1, so %d rows "
+             "in lockstep give at most %.2fx the tokens/s of one at a time", len(prompts),
+             plain[len(prompts)] / plain[1], len(prompts), len(prompts) * plain[1] / plain[len(prompts)])
+    lengths: dict[str, list[int]] = {}
     for method in arms:
         lock, single = outputs[(method, "lockstep")], outputs[(method, "single")]
         if method == "nudging":
-            tokens = sum(r.cost["generated_tokens"] for r in lock)
+            lengths[method] = [r.cost["generated_tokens"] for r in lock]
             same = [a.text for a in lock] == [b.text for b in single]
         else:
-            tokens = sum(len(d.tokens) for d in lock)
+            lengths[method] = [len(d.tokens) for d in lock]
             same = [a.tokens for a in lock] == [b.tokens for b in single]
+        tokens = sum(lengths[method])
         arms_ = ("lockstep", "single")
         rate = {arm: tokens * args.repeats / seconds[(method, arm)] for arm in arms_}
         decode = {arm: tokens * args.repeats / max(seconds[(method, arm)] - seconds[("prefill", arm)], 1e-9)
@@ -171,6 +206,9 @@ def main() -> None:
                  "", decode["lockstep"], decode["single"], decode["lockstep"] / decode["single"])
         log.info("%-13s forward passes: lockstep %d | one at a time %d", "", forwards[(method, "lockstep")],
                  forwards[(method, "single")])
+        log.info("%-13s ceiling at these answer lengths (%s tokens; plain steps, batch shrinking as items end): "
+                 "%.2fx after prefill", "", ",".join(map(str, lengths[method])),
+                 ideal_ratio(lengths[method], plain))
     log.info("prefill of %d prompts x %d models: lockstep %.2fs, one at a time %.2fs (per round)", len(prompts),
              len(engines), seconds[("prefill", "lockstep")] / args.repeats,
              seconds[("prefill", "single")] / args.repeats)
