@@ -58,17 +58,15 @@ def nudge_decode(base: Any, nudger: Any, prompts: list[str], *, gamma: float, ma
     base then reads that word.
 
     What the models exchange: re-tokenised text (whole words), or, with ``share_tokens`` (one tokenizer), the
-    token ids themselves. Rows are in different phases at once: every iteration runs one base forward pass
-    and one nudger forward pass, so no row waits for another row's word. With shared tokens and several rows,
-    each model reads the other's tokens as they are written (in the same passes), so both models work on
-    every row in every pass; a single row reads them in one chunk when needed (fewer passes). Either way the
-    models read the same token sequences, so every answer is what it is alone. Text is read over several
-    passes when long (the stepper's token budget) while the other rows go on. Returns one ``Nudged`` per
-    prompt."""
+    token ids themselves. Rows are in different phases at once: every iteration runs one base step and one
+    nudger step (the stepper computes only the rows that feed tokens), so no row waits for another row's
+    word. A model reads the other's tokens in one chunk when it needs them (the nudger when its row starts a
+    word, the base when the word is done), as a lone row would, so every answer and its costs are what they
+    are alone. Text is read over several passes when long (the stepper's token budget) while the other rows
+    go on. Returns one ``Nudged`` per prompt."""
     from mocoflow.engines.stepper import open_steppers
 
     b, n = open_steppers([base, nudger], prompts)
-    eager = share_tokens and len(prompts) > 1
     res = [Nudged() for _ in prompts]
     word = [""] * len(prompts)
     word_tokens = [0] * len(prompts)
@@ -133,12 +131,6 @@ def nudge_decode(base: Any, nudger: Any, prompts: list[str], *, gamma: float, ma
                 base_read[r] = res[r].text
             elif unread_by_base[r]:
                 base_read[r], unread_by_base[r] = unread_by_base[r], []
-        if eager:  # each model reads the other's latest tokens in this pass
-            for r in active:
-                if r not in done and unread_by_nudger[r] and r not in nudger_tokens:
-                    nudger_read[r], unread_by_nudger[r] = nudger_read.get(r, []) + unread_by_nudger[r], []
-                if r not in done and unread_by_base[r] and r not in base_tokens:
-                    base_read[r], unread_by_base[r] = base_read.get(r, []) + unread_by_base[r], []
         if share_tokens:
             done |= b.advance(tokens=base_tokens, foreign=base_read)
             n.advance(tokens=nudger_tokens, foreign=nudger_read)
