@@ -308,6 +308,39 @@ def test_passes_compute_only_the_rows_that_feed(engine: TransformersEngine):
     _check(dec, engine, rows)
 
 
+def test_added_rows_join_the_batch_and_every_row_stays_exact(engine: TransformersEngine):
+    """Continuous batching: rows released, new prompts added mid-decoding (a different length than the batch's
+    cache), every row (old and new) equals a full re-encode of it alone; costs are charged to the new rows."""
+    dec = Stepper(engine, PROMPTS[:3])
+    rows = dict(enumerate(list(r) for r in engine.encode(PROMPTS[:3])))
+
+    def step() -> None:
+        live = dec.live()
+        toks = dict(zip(live, (t for t, _ in dec.top(live)), strict=True))
+        dec.advance(tokens=toks, eos_ends=False)
+        for r, t in toks.items():
+            rows[r].append(t)
+
+    for _ in range(3):
+        step()
+    dec.release([1])
+    calls = engine.usage.calls
+    new = dec.add(["a new question that is longer than the others were", "y"])
+    assert new == [3, 4] and dec.live() == [0, 2, 3, 4] and engine.usage.calls == calls + 2
+    for r, p in zip(new, ["a new question that is longer than the others were", "y"], strict=True):
+        rows[r] = list(engine.encode([p])[0])
+        assert dec.cost(r) == {"prompt_tokens": len(rows[r]), "generated_tokens": 0} and dec.text(r) == ""
+    _check(dec, engine, rows)
+    for _ in range(3):
+        step()
+    _check(dec, engine, rows)
+    dec.release(dec.live())
+    (last,) = dec.add(ids=[rows[0][:5]])  # every row gone: the batch is the new row alone
+    rows[last] = rows[0][:5]
+    step()
+    _check(dec, engine, rows)
+
+
 def test_similar_lengths_bounds_padding():
     lengths = [30, 4, 31, 5, 80, 6, 29]
     groups = similar_lengths(lengths, 1.25)

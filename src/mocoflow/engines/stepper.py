@@ -334,6 +334,51 @@ class Stepper:
         self._spent_generated.append(0)
         return len(self._phys) - 1
 
+    def add(self, prompts: Sequence[str] | None = None, *, ids: Sequence[Sequence[int]] | None = None,
+            chat: bool = True) -> list[int]:
+        """New rows for ``prompts`` (or token ids) joining the batch (continuous batching: a row that ended can
+        be replaced without waiting for the others). The new prompts are prefilled on their own and their
+        caches joined to the batch's, left-padded and masked (plain dynamic layers only); released rows leave
+        the cache first. Snapshots are invalidated. Returns the new rows' indices."""
+        if (prompts is None) == (ids is None):
+            raise StepperError("add needs either prompts or token ids")
+        rows = [list(r) for r in ids] if ids is not None else encode_prompts(self.tokenizer, list(prompts or []),
+                                                                             chat=chat)
+        if not rows or any(len(r) == 0 for r in rows):
+            raise StepperError("add needs at least one row, each with a non-empty prompt")
+        if not _plain_layers(self.past):
+            raise StepperError("rows can be added only to a cache of plain dynamic layers")
+        t0 = time.perf_counter()
+        live = sorted(p for p in self._phys if p >= 0)
+        groups = similar_lengths([len(r) for r in rows], PREFILL_SLACK)
+        parts = [self._prefill_group([rows[i] for i in g], 0, None) for g in groups]
+        if not all(_plain_layers(past) for past, *_ in parts):
+            raise StepperError("rows can be added only to a cache of plain dynamic layers")
+        if live:
+            if len(live) < self.mask.shape[0]:
+                self.release([])  # compacts: only live rows stay
+                live = list(range(len(live)))
+            here = (self.past, self.mask, torch.tensor(self._next, dtype=torch.long, device=self.device),
+                    self._logp, self._hidden)
+            parts = [here, *parts]
+        self.past, self.mask, positions, self._logp, self._hidden = parts[0] if len(parts) == 1 else _join(parts)
+        self._drop_unused_columns()
+        self._next = positions.tolist()
+        order = [i for g in groups for i in g]  # physical order of the new rows after the live ones
+        first = len(self._phys)
+        phys_of = {i: len(live) + k for k, i in enumerate(order)}
+        for i, row in enumerate(rows):
+            self._phys.append(phys_of[i])
+            self._text.append("")
+            self.prompt_tokens.append(len(row))
+            self._spent_prompt.append(len(row))
+            self._spent_generated.append(0)
+        self._epoch += 1
+        self.usage.calls += len(rows)
+        self.usage.prompt_tokens += sum(len(r) for r in rows)
+        self.usage.generate_seconds += time.perf_counter() - t0
+        return list(range(first, first + len(rows)))
+
     def release(self, rows: Sequence[int]) -> None:
         """Mark rows finished (their state can no longer be read); the batch is compacted at once (released rows
         leave the cache, so later forward passes no longer compute them), which invalidates snapshots."""
