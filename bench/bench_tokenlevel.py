@@ -103,17 +103,27 @@ def plain_step_seconds(engine: Any, prompts: list[str], batch: int, steps: int =
     return (time.perf_counter() - t0) / steps
 
 
-def ideal_ratio(lengths: list[int], step: dict[int, float]) -> float:
+def ideal_ratio(lengths: list[int], step: dict[int, float], flight: int) -> float:
     """Lockstep over one at a time if decoding cost only plain steps: items of ``lengths`` tokens, one at a time
-    (``sum(lengths)`` steps at batch 1) against lockstep (step ``s`` at the batch of items longer than ``s``)."""
-    batched = sum(step[sum(n > s for n in lengths)] for s in range(max(lengths, default=0)))
+    (``sum(lengths)`` steps at batch 1) against lockstep (``flight`` items at once, the next item joining as
+    one ends: each step at the batch of items in flight)."""
+    waiting, left, batched = list(lengths), [], 0.0
+    while waiting or left:
+        while waiting and len(left) < flight:
+            left.append(waiting.pop(0))
+        left = [n for n in left if n > 0]
+        if left:
+            batched += step[len(left)]
+            left = [n - 1 for n in left]
     return sum(lengths) * step[1] / max(batched, 1e-9)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models-dir", type=Path, default=None, help="a study's results/models (cards)")
-    p.add_argument("--items", type=int, default=8, help="items decoded in lockstep")
+    p.add_argument("--items", type=int, default=8, help="items decoded")
+    p.add_argument("--in-flight", type=int, default=None,
+                   help="items in lockstep at once (default: all); more items join as rows end")
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--gamma", type=float, default=0.4, help="nudging threshold")
     p.add_argument("--repeats", type=int, default=2, help="interleaved rounds of both arms")
@@ -138,9 +148,11 @@ def main() -> None:
     weights = [0.5, 0.5]
     new = args.max_new_tokens
 
+    flight = args.in_flight or len(prompts)
+
     def nudge_lockstep() -> list[Any]:
         return nudge_decode(engines[0], engines[1], prompts, gamma=args.gamma, max_new_tokens=new,
-                            share_tokens=True)
+                            share_tokens=True, batch_size=flight)
 
     def nudge_single() -> list[Any]:
         return [nudge_decode(engines[0], engines[1], [q], gamma=args.gamma, max_new_tokens=new,
@@ -151,8 +163,9 @@ def main() -> None:
         return lambda: combined_generate(engines, prompts, lambda lps, rows: fused_logprobs(lps, weights),
                                          DecodingConfig(max_new_tokens=new, batch_size=batch_size))
 
-    arms = {"nudging": (nudge_lockstep, nudge_single), "logit fusion": (fuse(len(prompts)), fuse(1))}
-    prefill = {"lockstep": lambda: open_steppers(engines, prompts),
+    arms = {"nudging": (nudge_lockstep, nudge_single), "logit fusion": (fuse(flight), fuse(1))}
+    prefill = {"lockstep": lambda: [open_steppers(engines, prompts[i:i + flight])
+                                    for i in range(0, len(prompts), flight)],
                "single": lambda: [open_steppers(engines, [q]) for q in prompts]}
     nudge_decode(engines[0], engines[1], prompts[:1], gamma=args.gamma, max_new_tokens=2)  # warm-up
     passes = [0]
@@ -175,17 +188,17 @@ def main() -> None:
                 forwards[(method, arm)] = passes[0]
                 seconds[(method, arm)] += t
                 outputs[(method, arm)] = out
-    log.info("models: %s; %d items, %d new tokens at most, %d thread(s), %d interleaved rounds", label,
-             len(prompts), new, torch.get_num_threads(), args.repeats)
-    log.info("regime: one decoding step at batch %d takes %.2fx the time of one at batch 1", len(prompts),
-             step_ratio(engines[0], prompts))
-    plain = {b: 0.0 for b in range(1, len(prompts) + 1)}
+    log.info("models: %s; %d items, %d in lockstep at once, %d new tokens at most, %d thread(s), %d interleaved "
+             "rounds", label, len(prompts), flight, new, torch.get_num_threads(), args.repeats)
+    log.info("regime: one decoding step at batch %d takes %.2fx the time of one at batch 1", flight,
+             step_ratio(engines[0], prompts[:flight]))
+    plain = {b: 0.0 for b in range(1, flight + 1)}
     for order in (sorted(plain), sorted(plain, reverse=True)):  # both directions: load drift hits all sizes
         for b in order:
             plain[b] += plain_step_seconds(engines[0], prompts, b) / 2
     log.info("ceiling (plain HF decoding, no stepper): a step at batch %d takes %.2fx one at batch 1, so %d rows "
-             "in lockstep give at most %.2fx the tokens/s of one at a time", len(prompts),
-             plain[len(prompts)] / plain[1], len(prompts), len(prompts) * plain[1] / plain[len(prompts)])
+             "in lockstep give at most %.2fx the tokens/s of one at a time", flight,
+             plain[flight] / plain[1], flight, flight * plain[1] / plain[flight])
     lengths: dict[str, list[int]] = {}
     for method in arms:
         lock, single = outputs[(method, "lockstep")], outputs[(method, "single")]
@@ -206,9 +219,9 @@ def main() -> None:
                  "", decode["lockstep"], decode["single"], decode["lockstep"] / decode["single"])
         log.info("%-13s forward passes: lockstep %d | one at a time %d", "", forwards[(method, "lockstep")],
                  forwards[(method, "single")])
-        log.info("%-13s ceiling at these answer lengths (%s tokens; plain steps, batch shrinking as items end): "
+        log.info("%-13s ceiling at these answer lengths (%s tokens; plain steps, batch as items end and join): "
                  "%.2fx after prefill", "", ",".join(map(str, lengths[method])),
-                 ideal_ratio(lengths[method], plain))
+                 ideal_ratio(lengths[method], plain, flight))
     log.info("prefill of %d prompts x %d models: lockstep %.2fs, one at a time %.2fs (per round)", len(prompts),
              len(engines), seconds[("prefill", "lockstep")] / args.repeats,
              seconds[("prefill", "single")] / args.repeats)

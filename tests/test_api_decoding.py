@@ -133,6 +133,10 @@ def test_nudging_batch_equals_one_item_at_a_time(engines, nudger, share):
     for b, a in zip(batch, alone, strict=True):
         assert [p for p, _ in b.trace] == pytest.approx([p for p, _ in a.trace], abs=1e-5)
     assert [b.cost for b in batch] == [a.cost for a in alone]  # a model reads the other's tokens when needed
+    refilled = nudge_decode(base, engines[nudger], PROMPTS, batch_size=2, **kw)  # rows joining as others end
+    assert len(PROMPTS) > 2
+    assert [(r.text, [n for _, n in r.trace], r.cost) for r in refilled] == [
+        (a.text, [n for _, n in a.trace], a.cost) for a in alone]
     assert any(b.nudger_tokens for b in batch) and any(b.base_tokens for b in batch)
     assert len({b.steps for b in batch}) > 1 or any(b.steps < 12 for b in batch)  # rows end at different steps
 

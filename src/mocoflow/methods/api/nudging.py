@@ -51,7 +51,8 @@ class Nudged:
 
 
 def nudge_decode(base: Any, nudger: Any, prompts: list[str], *, gamma: float, max_new_tokens: int,
-                 max_word_tokens: int = 8, share_tokens: bool = False) -> list[Nudged]:
+                 max_word_tokens: int = 8, share_tokens: bool = False, batch_size: int | None = None
+                 ) -> list[Nudged]:
     """Decode every prompt, all rows in lockstep. Each row follows the sequential algorithm: while the base
     is sure it writes a token; where it is unsure the nudger (brought up to the answer so far) writes tokens up
     to, not including, its next token that starts with whitespace (or eos, or ``max_word_tokens``), and the
@@ -63,17 +64,23 @@ def nudge_decode(base: Any, nudger: Any, prompts: list[str], *, gamma: float, ma
     word. A model reads the other's tokens in one chunk when it needs them (the nudger when its row starts a
     word, the base when the word is done), as a lone row would, so every answer and its costs are what they
     are alone. Text is read over several passes when long (the stepper's token budget) while the other rows
-    go on. Returns one ``Nudged`` per prompt."""
+    go on. At most ``batch_size`` prompts are in flight (default: all); a row that ends is replaced by the next
+    prompt (continuous batching). Returns one ``Nudged`` per prompt."""
     from mocoflow.engines.stepper import open_steppers
 
-    b, n = open_steppers([base, nudger], prompts)
-    res = [Nudged() for _ in prompts]
-    word = [""] * len(prompts)
-    word_tokens = [0] * len(prompts)
-    unread_by_nudger: list[list[int]] = [[] for _ in prompts]  # shared tokens: base tokens the nudger lacks
-    unread_by_base: list[list[int]] = [[] for _ in prompts]  # ... and word tokens the base lacks
+    if not prompts:
+        return []
+    size = max(1, batch_size or len(prompts))
+    item = list(range(min(size, len(prompts))))  # stepper row -> prompt index
+    waiting = list(range(len(item), len(prompts)))
+    b, n = open_steppers([base, nudger], [prompts[i] for i in item])
+    res = [Nudged() for _ in item]
+    word = [""] * len(item)
+    word_tokens = [0] * len(item)
+    unread_by_nudger: list[list[int]] = [[] for _ in item]  # shared tokens: base tokens the nudger lacks
+    unread_by_base: list[list[int]] = [[] for _ in item]  # ... and word tokens the base lacks
     in_word: set[int] = set()  # rows whose nudger is writing a word
-    active = [r for r in range(len(prompts)) if max_new_tokens > 0]
+    active = [r for r in range(len(item)) if max_new_tokens > 0]
     while active:
         base_tokens: dict[int, int] = {}
         nudger_tokens: dict[int, int] = {}
@@ -143,7 +150,22 @@ def nudge_decode(base: Any, nudger: Any, prompts: list[str], *, gamma: float, ma
         b.release(sorted(done))
         n.release(sorted(done))
         active = [r for r in active if r not in done]
-    return res
+        joining, waiting = waiting[:len(done)], waiting[len(done):]
+        if joining:
+            new_rows = b.add([prompts[i] for i in joining])
+            if n.add([prompts[i] for i in joining]) != new_rows:
+                raise RuntimeError("nudging: the two steppers' rows diverged")
+            item += joining
+            res += [Nudged() for _ in joining]
+            word += [""] * len(joining)
+            word_tokens += [0] * len(joining)
+            unread_by_nudger += [[] for _ in joining]
+            unread_by_base += [[] for _ in joining]
+            active += new_rows
+    out = [Nudged()] * len(prompts)
+    for r, i in enumerate(item):
+        out[i] = res[r]
+    return out
 
 
 def nudging_roles(ctx: RunContext, base: str | None, nudger: str | None) -> tuple[Any, Any]:
@@ -191,12 +213,9 @@ class Nudging(Method):
         share = str(base.card.get("tokenizer")) == str(nudger.card.get("tokenizer"))
         items = ctx.items["test"]
         prompts = prompts_for(items)
-        size = max(1, ctx.decoding.batch_size)
-        results: list[Nudged] = []
-        for start in range(0, len(prompts), size):
-            results += nudge_decode(eb, en, prompts[start:start + size], gamma=self.params.gamma,
-                                    max_new_tokens=ctx.decoding.max_new_tokens,
-                                    max_word_tokens=self.params.max_word_tokens, share_tokens=share)
+        results = nudge_decode(eb, en, prompts, gamma=self.params.gamma, max_new_tokens=ctx.decoding.max_new_tokens,
+                               max_word_tokens=self.params.max_word_tokens, share_tokens=share,
+                               batch_size=ctx.decoding.batch_size)
         base_total = sum(r.base_tokens for r in results)
         nudger_total = sum(r.nudger_tokens for r in results)
         total = max(base_total + nudger_total, 1)
