@@ -18,6 +18,12 @@ Also printed: forward passes of each arm (counted by a forward hook; independent
 the regime: the time of one decoding step at batch 8 over batch 1. Lockstep pays off where a step at batch 8
 costs little more than at batch 1 (overhead- or memory-bound decoding: small models on an idle CPU, any model
 on a GPU); on a saturated CPU a step costs about 8x more at batch 8 and no batching can help.
+
+Ceilings, read the ratios against them (timed in every round, interleaved with the arms): plain Hugging Face
+decoding steps (one ``DynamicCache``, no stepper) at every batch size up to ``--in-flight``; the most N rows in
+lockstep can give is N x step(1) / step(N), and per method the ratio a perfect lockstep would reach at the
+answer lengths it produced (the batch shrinks as items end, refilled while items wait). ``--in-flight N`` with
+more ``--items`` measures continuous batching (an item joins as another ends).
 """
 
 from __future__ import annotations
@@ -178,7 +184,10 @@ def main() -> None:
     forwards: dict[tuple[str, str], int] = {}
     seconds = {(m, a): 0.0 for m in [*arms, "prefill"] for a in ("lockstep", "single")}
     outputs: dict[tuple[str, str], list[Any]] = {}
-    for _ in range(args.repeats):
+    plain = {b: 0.0 for b in range(1, flight + 1)}  # plain step seconds by batch, summed over rounds
+    for rnd in range(args.repeats):
+        for b in sorted(plain, reverse=bool(rnd % 2)):  # alternate directions: load drift hits all sizes
+            plain[b] += plain_step_seconds(engines[0], prompts, b)
         for arm, fn in prefill.items():
             seconds[("prefill", arm)] += timed(fn)[0]
         for method, (lockstep, single) in arms.items():
@@ -192,10 +201,6 @@ def main() -> None:
              "rounds", label, len(prompts), flight, new, torch.get_num_threads(), args.repeats)
     log.info("regime: one decoding step at batch %d takes %.2fx the time of one at batch 1", flight,
              step_ratio(engines[0], prompts[:flight]))
-    plain = {b: 0.0 for b in range(1, flight + 1)}
-    for order in (sorted(plain), sorted(plain, reverse=True)):  # both directions: load drift hits all sizes
-        for b in order:
-            plain[b] += plain_step_seconds(engines[0], prompts, b) / 2
     log.info("ceiling (plain HF decoding, no stepper): a step at batch %d takes %.2fx one at batch 1, so %d rows "
              "in lockstep give at most %.2fx the tokens/s of one at a time", flight,
              plain[flight] / plain[1], flight, flight * plain[1] / plain[flight])
