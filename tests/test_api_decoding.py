@@ -137,6 +137,10 @@ def test_nudging_batch_equals_one_item_at_a_time(engines, nudger, share):
     assert len(PROMPTS) > 2
     assert [(r.text, [n for _, n in r.trace], r.cost) for r in refilled] == [
         (a.text, [n for _, n in a.trace], a.cost) for a in alone]
+    with pytest.MonkeyPatch.context() as mp:  # caches that cannot be joined: fixed batches of 2
+        mp.setattr("mocoflow.engines.stepper._plain_layers", lambda past: False)
+        fixed = nudge_decode(base, engines[nudger], PROMPTS, batch_size=2, **kw)
+    assert [r.text for r in fixed] == [a.text for a in alone]
     assert any(b.nudger_tokens for b in batch) and any(b.base_tokens for b in batch)
     assert len({b.steps for b in batch}) > 1 or any(b.steps < 12 for b in batch)  # rows end at different steps
 

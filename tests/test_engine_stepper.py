@@ -341,6 +341,20 @@ def test_added_rows_join_the_batch_and_every_row_stays_exact(engine: Transformer
     _check(dec, engine, rows)
 
 
+def test_rows_join_a_cache_that_cannot_be_joined_only_once_every_row_ended(engine: TransformersEngine,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("mocoflow.engines.stepper._plain_layers", lambda past: False)
+    dec = Stepper(engine, PROMPTS[:2])
+    assert not dec.can_add()
+    with pytest.raises(StepperError, match="released"):
+        dec.add(["y"])
+    dec.release([0, 1])
+    assert dec.can_add()
+    new = dec.add(PROMPTS[2:])
+    assert new == [2, 3] and dec.live() == [2, 3]
+    _check(dec, engine, {r: list(ids) for r, ids in zip(new, engine.encode(PROMPTS[2:]), strict=True)})
+
+
 def test_similar_lengths_bounds_padding():
     lengths = [30, 4, 31, 5, 80, 6, 29]
     groups = similar_lengths(lengths, 1.25)

@@ -253,3 +253,10 @@ def test_combined_decoding_in_a_batch_equals_one_prompt_at_a_time(tiny_model_dir
     assert [d.prompt_tokens for d in batch] == [d.prompt_tokens for d in alone]
     assert len({len(d.tokens) for d in batch}) > 1  # some rows end early
     assert len(batch_joined) == 2 * (len(prompts) - 4)  # batch 4: the two last prompts joined each model's stepper
+    # a cache that cannot be joined (e.g. sliding-window layers): the next prompts wait until the batch ends
+    monkeypatch.setattr("mocoflow.engines.stepper._plain_layers", lambda past: False)
+    joined.clear()
+    fixed = combined_generate(engines, prompts, fuse,
+                              DecodingConfig(max_new_tokens=10, batch_size=4, temperature=temperature, seed=3))
+    assert [d.tokens for d in fixed] == [d.tokens for d in alone]
+    assert len(joined) == 2 * (len(prompts) - 4)

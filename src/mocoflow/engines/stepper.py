@@ -338,22 +338,27 @@ class Stepper:
             chat: bool = True) -> list[int]:
         """New rows for ``prompts`` (or token ids) joining the batch (continuous batching: a row that ended can
         be replaced without waiting for the others). The new prompts are prefilled on their own and their
-        caches joined to the batch's, left-padded and masked (plain dynamic layers only); released rows leave
-        the cache first. Snapshots are invalidated. Returns the new rows' indices."""
+        caches joined to the batch's, left-padded and masked (plain dynamic layers only, see ``can_add``; once
+        every row is released any cache works: the new rows replace the batch); released rows leave the cache
+        first. Snapshots are invalidated. Returns the new rows' indices."""
         if (prompts is None) == (ids is None):
             raise StepperError("add needs either prompts or token ids")
         rows = [list(r) for r in ids] if ids is not None else encode_prompts(self.tokenizer, list(prompts or []),
                                                                              chat=chat)
         if not rows or any(len(r) == 0 for r in rows):
             raise StepperError("add needs at least one row, each with a non-empty prompt")
-        if not _plain_layers(self.past):
-            raise StepperError("rows can be added only to a cache of plain dynamic layers")
+        if not self.can_add():
+            raise StepperError("rows join a running batch only with a cache of plain dynamic layers (this model's "
+                               "is not): add them once every row is released")
         t0 = time.perf_counter()
         live = sorted(p for p in self._phys if p >= 0)
         groups = similar_lengths([len(r) for r in rows], PREFILL_SLACK)
         parts = [self._prefill_group([rows[i] for i in g], 0, None) for g in groups]
-        if not all(_plain_layers(past) for past, *_ in parts):
-            raise StepperError("rows can be added only to a cache of plain dynamic layers")
+        if (live or len(parts) > 1) and not all(_plain_layers(past) for past, *_ in parts):
+            if live:
+                raise StepperError("rows join a running batch only with a cache of plain dynamic layers")
+            groups = [list(range(len(rows)))]  # caches that cannot be joined: one batch
+            parts = [self._prefill_group(rows, 0, None)]
         if live:
             if len(live) < self.mask.shape[0]:
                 self.release([])  # compacts: only live rows stay
@@ -378,6 +383,10 @@ class Stepper:
         self.usage.prompt_tokens += sum(len(r) for r in rows)
         self.usage.generate_seconds += time.perf_counter() - t0
         return list(range(first, first + len(rows)))
+
+    def can_add(self) -> bool:
+        """Whether ``add`` works now: the cache is plain dynamic layers, or every row is released."""
+        return not self.live() or _plain_layers(self.past)
 
     def release(self, rows: Sequence[int]) -> None:
         """Mark rows finished (their state can no longer be read); the batch is compacted at once (released rows

@@ -65,7 +65,8 @@ def nudge_decode(base: Any, nudger: Any, prompts: list[str], *, gamma: float, ma
     word, the base when the word is done), as a lone row would, so every answer and its costs are what they
     are alone. Text is read over several passes when long (the stepper's token budget) while the other rows
     go on. At most ``batch_size`` prompts are in flight (default: all); a row that ends is replaced by the next
-    prompt (continuous batching). Returns one ``Nudged`` per prompt."""
+    prompt (continuous batching; models whose cache cannot be joined take the next batch once all rows end).
+    Returns one ``Nudged`` per prompt."""
     from mocoflow.engines.stepper import open_steppers
 
     if not prompts:
@@ -150,7 +151,8 @@ def nudge_decode(base: Any, nudger: Any, prompts: list[str], *, gamma: float, ma
         b.release(sorted(done))
         n.release(sorted(done))
         active = [r for r in active if r not in done]
-        joining, waiting = waiting[:len(done)], waiting[len(done):]
+        free = size - len(active) if b.can_add() and n.can_add() else 0
+        joining, waiting = waiting[:free], waiting[free:]
         if joining:
             new_rows = b.add([prompts[i] for i in joining])
             if n.add([prompts[i] for i in joining]) != new_rows:

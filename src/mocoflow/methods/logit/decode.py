@@ -46,7 +46,7 @@ def combined_generate(engines: list[Any], prompts: list[str], combine: Combine, 
     """Decode every prompt with ``combine`` over ``engines`` (all sharing one tokenizer), at most
     ``decoding.batch_size`` prompts in flight: a row that ends (eos, or ``max_new_tokens``: its last token is
     charged, not fed) leaves the batch and the next prompt joins it (continuous batching), so the batch stays
-    full while prompts remain."""
+    full while prompts remain (models whose cache cannot be joined take the next batch once all rows end)."""
     import torch
 
     from mocoflow.engines.stepper import open_steppers
@@ -79,7 +79,8 @@ def combined_generate(engines: list[Any], prompts: list[str], combine: Combine, 
             s.emit({r: t for r, t in feed.items() if r not in ended}, eos_ends=False)
             s.release(ended)
         active = [r for r in active if r not in ended]
-        joining, waiting = waiting[:len(ended)], waiting[len(ended):]
+        free = size - len(active) if all(s.can_add() for s in steppers) else 0
+        joining, waiting = waiting[:free], waiting[free:]
         if joining:
             added = {tuple(s.add([prompts[i] for i in joining])) for s in steppers}
             (new,) = added  # the steppers' rows move in lockstep
