@@ -10,8 +10,11 @@ Rows
   feeds any number of tokens to any subset of rows: chunks are right-aligned and padded on the left, the
   padding is masked and every real token gets the position it would have unpadded, so a row computes what it
   would compute alone (the tests check every step against a full re-encode of each row on its own, and
-  every method's batched outputs against one item at a time). Rows that feed nothing ride along with masked
-  padding and keep their state.
+  every method's batched outputs against one item at a time). Rows that feed nothing are not computed: only
+  the feeding rows' cache rows go through the model (plain dynamic caches; others compute every row, the idle
+  ones on masked padding) and the pass's new cache columns stay masked for the rest. Rows stepping one token
+  and rows reading a long chunk go in separate passes when padding would cost more than a pass
+  (``pass_groups``).
 
 Operations
   ``emit`` feeds one token per row that the model chose itself (eos is counted, not fed, and ends the row's
@@ -22,7 +25,7 @@ Operations
   each token of a continuation, optionally keeping it. ``snapshot``/``rewind`` roll a row back (its newer
   cache columns are masked out, so other rows are untouched), ``fork`` copies a row, ``release`` marks rows
   finished and compacts the batch (released rows leave the cache; cache columns no live row uses are
-  dropped).
+  dropped); ``add`` prefills new prompts and joins them to the running batch (continuous batching).
 
 Costs
   Every forward pass is charged to the engine's ``Usage`` (``prompt_tokens`` for tokens the model read,
