@@ -18,12 +18,17 @@ Also printed: forward passes of each arm (counted by a forward hook; independent
 the regime: the time of one decoding step at batch 8 over batch 1. Lockstep pays off where a step at batch 8
 costs little more than at batch 1 (overhead- or memory-bound decoding: small models on an idle CPU, any model
 on a GPU); on a saturated CPU a step costs about 8x more at batch 8 and no batching can help.
+
+Ceilings, read the ratios against them (timed in every round, interleaved with the arms): plain Hugging Face
+decoding steps (one ``DynamicCache``, no stepper) at every batch size up to ``--in-flight``; the most N rows in
+lockstep can give is N x step(1) / step(N), and per method the ratio a perfect lockstep would reach at the
+answer lengths it produced (the batch shrinks as items end, refilled while items wait). ``--in-flight N`` with
+more ``--items`` measures continuous batching (an item joins as another ends).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import tempfile
 import time
@@ -53,9 +58,11 @@ PROMPTS = [
 def model_paths(models_dir: Path | None, tmp: Path, n_layer: int, n_embd: int) -> tuple[list[str], str]:
     """Two model folders (first, second) and a label: SmolLM2 (+ smol-sci) from cards, or tiny Llamas."""
     if models_dir is not None and (models_dir / "smollm2" / "card.json").exists():
-        first = json.loads((models_dir / "smollm2" / "card.json").read_text())["path"]
+        from mocoflow.models import card_weights
+
+        first = str(card_weights(models_dir / "smollm2" / "card.json"))
         sci = models_dir / "smol-sci" / "card.json"
-        second = json.loads(sci.read_text())["path"] if sci.exists() else first
+        second = str(card_weights(sci)) if sci.exists() else first
         return [first, second], "smollm2 + " + ("smol-sci" if sci.exists() else "smollm2")
     from mocoflow.testing import build_tiny_model
 
@@ -83,10 +90,46 @@ def step_ratio(engine: Any, prompts: list[str], steps: int = 6) -> float:
     return (times[1] + times[3]) / (times[0] + times[2])
 
 
+def plain_step_seconds(engine: Any, prompts: list[str], batch: int, steps: int = 8) -> float:
+    """Seconds of one greedy decoding step at ``batch`` rows in plain Hugging Face code (one ``DynamicCache``,
+    the mask grown by a column per step; no stepper, eos ignored): what batching itself buys on this machine."""
+    from mocoflow.engines.loader import encode_prompts, left_pad
+
+    model, tok = engine.model, engine.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    ids, mask = left_pad(encode_prompts(tok, prompts[:batch], chat=True), pad, "cpu")
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, use_cache=True)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+            mask = torch.cat([mask, torch.ones_like(nxt)], 1)
+            out = model(input_ids=nxt, attention_mask=mask, past_key_values=out.past_key_values, use_cache=True)
+            torch.log_softmax(out.logits[:, -1].float(), -1)
+    return (time.perf_counter() - t0) / steps
+
+
+def ideal_ratio(lengths: list[int], step: dict[int, float], flight: int) -> float:
+    """Lockstep over one at a time if decoding cost only plain steps: items of ``lengths`` tokens, one at a time
+    (``sum(lengths)`` steps at batch 1) against lockstep (``flight`` items at once, the next item joining as
+    one ends: each step at the batch of items in flight)."""
+    waiting, left, batched = list(lengths), [], 0.0
+    while waiting or left:
+        while waiting and len(left) < flight:
+            left.append(waiting.pop(0))
+        left = [n for n in left if n > 0]
+        if left:
+            batched += step[len(left)]
+            left = [n - 1 for n in left]
+    return sum(lengths) * step[1] / max(batched, 1e-9)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models-dir", type=Path, default=None, help="a study's results/models (cards)")
-    p.add_argument("--items", type=int, default=8, help="items decoded in lockstep")
+    p.add_argument("--items", type=int, default=8, help="items decoded")
+    p.add_argument("--in-flight", type=int, default=None,
+                   help="items in lockstep at once (default: all); more items join as rows end")
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--gamma", type=float, default=0.4, help="nudging threshold")
     p.add_argument("--repeats", type=int, default=2, help="interleaved rounds of both arms")
@@ -111,9 +154,11 @@ def main() -> None:
     weights = [0.5, 0.5]
     new = args.max_new_tokens
 
+    flight = args.in_flight or len(prompts)
+
     def nudge_lockstep() -> list[Any]:
         return nudge_decode(engines[0], engines[1], prompts, gamma=args.gamma, max_new_tokens=new,
-                            share_tokens=True)
+                            share_tokens=True, batch_size=flight)
 
     def nudge_single() -> list[Any]:
         return [nudge_decode(engines[0], engines[1], [q], gamma=args.gamma, max_new_tokens=new,
@@ -124,8 +169,9 @@ def main() -> None:
         return lambda: combined_generate(engines, prompts, lambda lps, rows: fused_logprobs(lps, weights),
                                          DecodingConfig(max_new_tokens=new, batch_size=batch_size))
 
-    arms = {"nudging": (nudge_lockstep, nudge_single), "logit fusion": (fuse(len(prompts)), fuse(1))}
-    prefill = {"lockstep": lambda: open_steppers(engines, prompts),
+    arms = {"nudging": (nudge_lockstep, nudge_single), "logit fusion": (fuse(flight), fuse(1))}
+    prefill = {"lockstep": lambda: [open_steppers(engines, prompts[i:i + flight])
+                                    for i in range(0, len(prompts), flight)],
                "single": lambda: [open_steppers(engines, [q]) for q in prompts]}
     nudge_decode(engines[0], engines[1], prompts[:1], gamma=args.gamma, max_new_tokens=2)  # warm-up
     passes = [0]
@@ -138,7 +184,10 @@ def main() -> None:
     forwards: dict[tuple[str, str], int] = {}
     seconds = {(m, a): 0.0 for m in [*arms, "prefill"] for a in ("lockstep", "single")}
     outputs: dict[tuple[str, str], list[Any]] = {}
-    for _ in range(args.repeats):
+    plain = {b: 0.0 for b in range(1, flight + 1)}  # plain step seconds by batch, summed over rounds
+    for rnd in range(args.repeats):
+        for b in sorted(plain, reverse=bool(rnd % 2)):  # alternate directions: load drift hits all sizes
+            plain[b] += plain_step_seconds(engines[0], prompts, b)
         for arm, fn in prefill.items():
             seconds[("prefill", arm)] += timed(fn)[0]
         for method, (lockstep, single) in arms.items():
@@ -148,18 +197,23 @@ def main() -> None:
                 forwards[(method, arm)] = passes[0]
                 seconds[(method, arm)] += t
                 outputs[(method, arm)] = out
-    log.info("models: %s; %d items, %d new tokens at most, %d thread(s), %d interleaved rounds", label,
-             len(prompts), new, torch.get_num_threads(), args.repeats)
-    log.info("regime: one decoding step at batch %d takes %.2fx the time of one at batch 1", len(prompts),
-             step_ratio(engines[0], prompts))
+    log.info("models: %s; %d items, %d in lockstep at once, %d new tokens at most, %d thread(s), %d interleaved "
+             "rounds", label, len(prompts), flight, new, torch.get_num_threads(), args.repeats)
+    log.info("regime: one decoding step at batch %d takes %.2fx the time of one at batch 1", flight,
+             step_ratio(engines[0], prompts[:flight]))
+    log.info("ceiling (plain HF decoding, no stepper): a step at batch %d takes %.2fx one at batch 1, so %d rows "
+             "in lockstep give at most %.2fx the tokens/s of one at a time", flight,
+             plain[flight] / plain[1], flight, flight * plain[1] / plain[flight])
+    lengths: dict[str, list[int]] = {}
     for method in arms:
         lock, single = outputs[(method, "lockstep")], outputs[(method, "single")]
         if method == "nudging":
-            tokens = sum(r.cost["generated_tokens"] for r in lock)
+            lengths[method] = [r.cost["generated_tokens"] for r in lock]
             same = [a.text for a in lock] == [b.text for b in single]
         else:
-            tokens = sum(len(d.tokens) for d in lock)
+            lengths[method] = [len(d.tokens) for d in lock]
             same = [a.tokens for a in lock] == [b.tokens for b in single]
+        tokens = sum(lengths[method])
         arms_ = ("lockstep", "single")
         rate = {arm: tokens * args.repeats / seconds[(method, arm)] for arm in arms_}
         decode = {arm: tokens * args.repeats / max(seconds[(method, arm)] - seconds[("prefill", arm)], 1e-9)
@@ -170,6 +224,9 @@ def main() -> None:
                  "", decode["lockstep"], decode["single"], decode["lockstep"] / decode["single"])
         log.info("%-13s forward passes: lockstep %d | one at a time %d", "", forwards[(method, "lockstep")],
                  forwards[(method, "single")])
+        log.info("%-13s ceiling at these answer lengths (%s tokens; plain steps, batch as items end and join): "
+                 "%.2fx after prefill", "", ",".join(map(str, lengths[method])),
+                 ideal_ratio(lengths[method], plain, flight))
     log.info("prefill of %d prompts x %d models: lockstep %.2fs, one at a time %.2fs (per round)", len(prompts),
              len(engines), seconds[("prefill", "lockstep")] / args.repeats,
              seconds[("prefill", "single")] / args.repeats)

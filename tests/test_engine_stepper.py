@@ -17,6 +17,7 @@ from mocoflow.engines.stepper import (
     StepperError,
     greedy_patches,
     open_steppers,
+    pass_groups,
     similar_lengths,
 )
 from mocoflow.engines.transformers_engine import TransformersEngine
@@ -242,25 +243,116 @@ def test_stepper_rejects_misuse(engine: TransformersEngine):
 
 
 def test_long_chunks_queue_within_the_token_budget(engine: TransformersEngine):
-    """A forward pass feeds at most ``token_budget`` slots (rows x width): a long chunk stays partly queued
-    (its row cannot be read yet) while other rows go on; once fed, every row is exact."""
-    dec = Stepper(engine, PROMPTS, token_budget=8)  # 4 rows: width 2 per pass
+    """A forward pass feeds at most ``token_budget`` slots (rows it computes x width): a long chunk stays partly
+    queued (its row cannot be read yet) while other rows go on; a row stepping one token and a row reading a
+    long chunk go in separate passes (no padding of the stepper to the chunk's width); once fed, every row is
+    exact."""
+    dec = Stepper(engine, PROMPTS, token_budget=8)
     rows = dict(enumerate(list(r) for r in engine.encode(PROMPTS)))
-    long = [30, 31, 32, 33, 34, 35, 36]
-    dec.advance(foreign={0: long}, tokens={1: 40})
-    rows[0] += long
-    rows[1].append(40)
-    assert dec.pending(0) == len(long) - 2 and dec.pending(1) == 0
-    with pytest.raises(StepperError, match="queued"):
-        dec.top([0])
-    for _ in range(2):  # row 1 keeps decoding while row 0 reads
+    batches: list[tuple[int, int]] = []  # (rows, width) of every forward pass
+    hook = engine.model.register_forward_hook(lambda _m, args, kw, _o: batches.append(tuple(kw["input_ids"].shape)),
+                                              with_kwargs=True)
+    try:
+        long = list(range(30, 43))
+        dec.advance(foreign={0: long}, tokens={1: 40})  # row 1 steps alone, row 0 reads 8 alone
+        rows[0] += long
+        rows[1].append(40)
+        assert batches == [(1, 1), (1, 8)]
+        assert dec.pending(0) == len(long) - 8 and dec.pending(1) == 0
+        with pytest.raises(StepperError, match="queued"):
+            dec.top([0])
         tok = dec.top([1])[0][0]
-        dec.advance(tokens={1: tok}, eos_ends=False)
+        dec.advance(tokens={1: tok}, eos_ends=False)  # padding row 1 is cheap now: 2 rows, width 8 // 2
         rows[1].append(tok)
-    assert dec.pending(0) == len(long) - 6
-    dec.flush()
-    assert dec.pending(0) == 0
+        assert batches[2:] == [(2, 4)]
+        assert dec.pending(0) == len(long) - 12
+        tok = dec.top([1])[0][0]
+        dec.advance(tokens={1: tok}, eos_ends=False)  # both feed one token: one pass
+        rows[1].append(tok)
+        assert batches[3:] == [(2, 1)]
+        assert dec.pending(0) == 0
+    finally:
+        hook.remove()
     _check(dec, engine, rows)
+
+
+def test_pass_groups_split_only_when_padding_costs_more_than_a_pass():
+    assert pass_groups({0: 1, 1: 1, 2: 1}, 32) == [[0, 1, 2]]
+    assert pass_groups({0: 2, 1: 1}, 32) == [[1, 0]]  # padding one row by one slot: cheaper than a pass
+    assert pass_groups({0: 20, 1: 1, 2: 1, 3: 1}, 32) == [[1, 2, 3], [0]]
+    assert pass_groups({0: 5, 1: 9}, 32) == [[0, 1]]
+
+
+def test_passes_compute_only_the_rows_that_feed(engine: TransformersEngine):
+    """Rows that feed nothing are not run through the model; their state, and every row's, stays exact."""
+    dec = Stepper(engine, PROMPTS)
+    rows = dict(enumerate(list(r) for r in engine.encode(PROMPTS)))
+    sizes: list[int] = []
+    hook = engine.model.register_forward_hook(lambda _m, args, kw, _o: sizes.append(kw["input_ids"].shape[0]),
+                                              with_kwargs=True)
+    try:
+        for step in range(6):
+            feed = [r for r in range(len(PROMPTS)) if (r + step) % 3]
+            for r, (tok, _) in zip(feed, dec.top(feed), strict=True):
+                dec.advance(tokens={r: tok}, eos_ends=False)
+                rows[r].append(tok)
+                _check(dec, engine, rows)
+            both = [0, 2]
+            toks = dict(zip(both, (t for t, _ in dec.top(both)), strict=True))
+            dec.advance(tokens=toks, eos_ends=False)
+            for r, t in toks.items():
+                rows[r].append(t)
+    finally:
+        hook.remove()
+    assert sizes and set(sizes) == {1, 2}
+    _check(dec, engine, rows)
+
+
+def test_added_rows_join_the_batch_and_every_row_stays_exact(engine: TransformersEngine):
+    """Continuous batching: rows released, new prompts added mid-decoding (a different length than the batch's
+    cache), every row (old and new) equals a full re-encode of it alone; costs are charged to the new rows."""
+    dec = Stepper(engine, PROMPTS[:3])
+    rows = dict(enumerate(list(r) for r in engine.encode(PROMPTS[:3])))
+
+    def step() -> None:
+        live = dec.live()
+        toks = dict(zip(live, (t for t, _ in dec.top(live)), strict=True))
+        dec.advance(tokens=toks, eos_ends=False)
+        for r, t in toks.items():
+            rows[r].append(t)
+
+    for _ in range(3):
+        step()
+    dec.release([1])
+    calls = engine.usage.calls
+    new = dec.add(["a new question that is longer than the others were", "y"])
+    assert new == [3, 4] and dec.live() == [0, 2, 3, 4] and engine.usage.calls == calls + 2
+    for r, p in zip(new, ["a new question that is longer than the others were", "y"], strict=True):
+        rows[r] = list(engine.encode([p])[0])
+        assert dec.cost(r) == {"prompt_tokens": len(rows[r]), "generated_tokens": 0} and dec.text(r) == ""
+    _check(dec, engine, rows)
+    for _ in range(3):
+        step()
+    _check(dec, engine, rows)
+    dec.release(dec.live())
+    (last,) = dec.add(ids=[rows[0][:5]])  # every row gone: the batch is the new row alone
+    rows[last] = rows[0][:5]
+    step()
+    _check(dec, engine, rows)
+
+
+def test_rows_join_a_cache_that_cannot_be_joined_only_once_every_row_ended(engine: TransformersEngine,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("mocoflow.engines.stepper._plain_layers", lambda past: False)
+    dec = Stepper(engine, PROMPTS[:2])
+    assert not dec.can_add()
+    with pytest.raises(StepperError, match="released"):
+        dec.add(["y"])
+    dec.release([0, 1])
+    assert dec.can_add()
+    new = dec.add(PROMPTS[2:])
+    assert new == [2, 3] and dec.live() == [2, 3]
+    _check(dec, engine, {r: list(ids) for r, ids in zip(new, engine.encode(PROMPTS[2:]), strict=True)})
 
 
 def test_similar_lengths_bounds_padding():

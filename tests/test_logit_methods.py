@@ -217,10 +217,23 @@ def test_mixed_tokenizers_are_refused_naming_the_models(name: str, tiny_model_di
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_combined_decoding_in_a_batch_equals_one_prompt_at_a_time(tiny_model_dir: Path,
                                                                     tiny_answer_a_model_dir: Path,
-                                                                    temperature: float):
+                                                                    temperature: float,
+                                                                    monkeypatch: pytest.MonkeyPatch):
     """Rows of different lengths, rows ending early at eos, and seeded sampling (each row draws from its own
-    generator, seeded by its prompt): the batch gives every prompt what it gets alone."""
+    generator, seeded by its prompt): the batch gives every prompt what it gets alone. Prompts beyond the
+    batch size join as rows end (continuous batching)."""
+    from mocoflow.engines.stepper import Stepper
     from mocoflow.methods.logit.decode import combined_generate
+
+    joined: list[int] = []
+    add = Stepper.add
+
+    def spy(self, *args, **kwargs):
+        rows = add(self, *args, **kwargs)
+        joined.extend(rows)
+        return rows
+
+    monkeypatch.setattr(Stepper, "add", spy)
     from mocoflow.methods.logit.fusion import fused_logprobs
 
     engines = [make_engine(n, {"path": str(p)}, cache_dir=None, device="cpu")
@@ -232,8 +245,18 @@ def test_combined_decoding_in_a_batch_equals_one_prompt_at_a_time(tiny_model_dir
 
     batch = combined_generate(engines, prompts, fuse,
                               DecodingConfig(max_new_tokens=10, batch_size=4, temperature=temperature, seed=3))
+    batch_joined = list(joined)
     alone = combined_generate(engines, prompts, fuse,
                               DecodingConfig(max_new_tokens=10, batch_size=1, temperature=temperature, seed=3))
     assert [d.tokens for d in batch] == [d.tokens for d in alone]
     assert [d.text for d in batch] == [d.text for d in alone]
+    assert [d.prompt_tokens for d in batch] == [d.prompt_tokens for d in alone]
     assert len({len(d.tokens) for d in batch}) > 1  # some rows end early
+    assert len(batch_joined) == 2 * (len(prompts) - 4)  # batch 4: the two last prompts joined each model's stepper
+    # a cache that cannot be joined (e.g. sliding-window layers): the next prompts wait until the batch ends
+    monkeypatch.setattr("mocoflow.engines.stepper._plain_layers", lambda past: False)
+    joined.clear()
+    fixed = combined_generate(engines, prompts, fuse,
+                              DecodingConfig(max_new_tokens=10, batch_size=4, temperature=temperature, seed=3))
+    assert [d.tokens for d in fixed] == [d.tokens for d in alone]
+    assert len(joined) == 2 * (len(prompts) - 4)

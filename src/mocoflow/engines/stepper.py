@@ -10,8 +10,11 @@ Rows
   feeds any number of tokens to any subset of rows: chunks are right-aligned and padded on the left, the
   padding is masked and every real token gets the position it would have unpadded, so a row computes what it
   would compute alone (the tests check every step against a full re-encode of each row on its own, and
-  every method's batched outputs against one item at a time). Rows that feed nothing ride along with masked
-  padding and keep their state.
+  every method's batched outputs against one item at a time). Rows that feed nothing are not computed: only
+  the feeding rows' cache rows go through the model (plain dynamic caches; others compute every row, the idle
+  ones on masked padding) and the pass's new cache columns stay masked for the rest. Rows stepping one token
+  and rows reading a long chunk go in separate passes when padding would cost more than a pass
+  (``pass_groups``).
 
 Operations
   ``emit`` feeds one token per row that the model chose itself (eos is counted, not fed, and ends the row's
@@ -22,7 +25,7 @@ Operations
   each token of a continuation, optionally keeping it. ``snapshot``/``rewind`` roll a row back (its newer
   cache columns are masked out, so other rows are untouched), ``fork`` copies a row, ``release`` marks rows
   finished and compacts the batch (released rows leave the cache; cache columns no live row uses are
-  dropped).
+  dropped); ``add`` prefills new prompts and joins them to the running batch (continuous batching).
 
 Costs
   Every forward pass is charged to the engine's ``Usage`` (``prompt_tokens`` for tokens the model read,
@@ -46,7 +49,8 @@ import torch
 
 from mocoflow.engines.loader import encode_prompts, left_pad, position_ids_from_mask
 
-TOKEN_BUDGET = 8  # token slots (rows x chunk width) a decoding forward pass may use; see Stepper._forward
+TOKEN_BUDGET = 32  # token slots (rows x chunk width) a decoding forward pass may use; see Stepper._forward
+PASS_OVERHEAD = 6  # a forward pass's fixed cost (weights read once) in token slots; see pass_groups
 PREFILL_SLACK = 1.25  # prompts prefill together while padding adds at most this factor; see Stepper._prefill
 
 
@@ -333,6 +337,60 @@ class Stepper:
         self._spent_generated.append(0)
         return len(self._phys) - 1
 
+    def add(self, prompts: Sequence[str] | None = None, *, ids: Sequence[Sequence[int]] | None = None,
+            chat: bool = True) -> list[int]:
+        """New rows for ``prompts`` (or token ids) joining the batch (continuous batching: a row that ended can
+        be replaced without waiting for the others). The new prompts are prefilled on their own and their
+        caches joined to the batch's, left-padded and masked (plain dynamic layers only, see ``can_add``; once
+        every row is released any cache works: the new rows replace the batch); released rows leave the cache
+        first. Snapshots are invalidated. Returns the new rows' indices."""
+        if (prompts is None) == (ids is None):
+            raise StepperError("add needs either prompts or token ids")
+        rows = [list(r) for r in ids] if ids is not None else encode_prompts(self.tokenizer, list(prompts or []),
+                                                                             chat=chat)
+        if not rows or any(len(r) == 0 for r in rows):
+            raise StepperError("add needs at least one row, each with a non-empty prompt")
+        if not self.can_add():
+            raise StepperError("rows join a running batch only with a cache of plain dynamic layers (this model's "
+                               "is not): add them once every row is released")
+        t0 = time.perf_counter()
+        live = sorted(p for p in self._phys if p >= 0)
+        groups = similar_lengths([len(r) for r in rows], PREFILL_SLACK)
+        parts = [self._prefill_group([rows[i] for i in g], 0, None) for g in groups]
+        if (live or len(parts) > 1) and not all(_plain_layers(past) for past, *_ in parts):
+            if live:
+                raise StepperError("rows join a running batch only with a cache of plain dynamic layers")
+            groups = [list(range(len(rows)))]  # caches that cannot be joined: one batch
+            parts = [self._prefill_group(rows, 0, None)]
+        if live:
+            if len(live) < self.mask.shape[0]:
+                self.release([])  # compacts: only live rows stay
+                live = list(range(len(live)))
+            here = (self.past, self.mask, torch.tensor(self._next, dtype=torch.long, device=self.device),
+                    self._logp, self._hidden)
+            parts = [here, *parts]
+        self.past, self.mask, positions, self._logp, self._hidden = parts[0] if len(parts) == 1 else _join(parts)
+        self._drop_unused_columns()
+        self._next = positions.tolist()
+        order = [i for g in groups for i in g]  # physical order of the new rows after the live ones
+        first = len(self._phys)
+        phys_of = {i: len(live) + k for k, i in enumerate(order)}
+        for i, row in enumerate(rows):
+            self._phys.append(phys_of[i])
+            self._text.append("")
+            self.prompt_tokens.append(len(row))
+            self._spent_prompt.append(len(row))
+            self._spent_generated.append(0)
+        self._epoch += 1
+        self.usage.calls += len(rows)
+        self.usage.prompt_tokens += sum(len(r) for r in rows)
+        self.usage.generate_seconds += time.perf_counter() - t0
+        return list(range(first, first + len(rows)))
+
+    def can_add(self) -> bool:
+        """Whether ``add`` works now: the cache is plain dynamic layers, or every row is released."""
+        return not self.live() or _plain_layers(self.past)
+
     def release(self, rows: Sequence[int]) -> None:
         """Mark rows finished (their state can no longer be read); the batch is compacted at once (released rows
         leave the cache, so later forward passes no longer compute them), which invalidates snapshots."""
@@ -456,65 +514,122 @@ class Stepper:
     @torch.no_grad()
     def _forward(self, chunks: Mapping[int, Sequence[int]], *, own: Mapping[int, int] | None = None,
                  all_positions: bool = False) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
-        """One forward pass: each row's chunk joins its queue, and every row with queued tokens feeds up to
-        ``width`` of them (right-aligned, left padding masked), where ``width`` keeps ``rows x width`` within
-        ``token_budget`` (at least 1; the rest stays queued for the next pass, so one row reading a long text
-        does not make every row compute padding). ``own[row]`` tokens of a chunk are charged as generated,
-        the rest as prompt. With ``all_positions`` (scoring) the whole chunks go in one pass, and per row the
+        """Feed queued tokens: each row's chunk joins its queue, and every row with queued tokens feeds up to
+        ``width`` of them (right-aligned, left padding masked) in one or two forward passes that compute only
+        the rows that feed something (see ``_pass``). ``width`` keeps ``rows x width`` of a pass within
+        ``token_budget`` (at least 1; the rest stays queued for the next call, so one row reading a long text
+        neither blocks nor pads the others). Rows stepping one token and rows reading a chunk go in separate
+        passes when padding the steppers to the chunk's width would compute more than a pass's fixed cost
+        (``PASS_OVERHEAD`` token slots). ``own[row]`` tokens of a chunk are charged as generated, the rest as
+        prompt. With ``all_positions`` (scoring) the whole chunks go in one pass, and per row the
         log-probabilities ``[len, V]`` (and hidden states) at every position of its chunk are returned."""
         own = own or {}
         for r, toks in chunks.items():
             if len(toks):
                 mine = min(own.get(r, 0), len(toks))
                 self._queue.setdefault(r, []).extend((int(t), i < mine) for i, t in enumerate(toks))
-        if not any(self._queue.values()):
+        queued = [r for r, q in self._queue.items() if q]
+        if not queued:
             return {}, {}
+        if all_positions or self.token_budget is None:
+            groups = [queued]
+        else:
+            groups = pass_groups({r: len(self._queue[r]) for r in queued}, self.token_budget)
+        seq_lp: dict[int, torch.Tensor] = {}
+        seq_h: dict[int, torch.Tensor] = {}
+        for rows in groups:
+            width = max(len(self._queue[r]) for r in rows)
+            if not all_positions and self.token_budget is not None:
+                width = min(width, max(1, self.token_budget // len(rows)))
+            work: dict[int, list[tuple[int, bool]]] = {}
+            for r in rows:
+                work[r], self._queue[r] = self._queue[r][:width], self._queue[r][width:]
+            lp, h = self._pass(work, all_positions)
+            seq_lp.update(lp)
+            seq_h.update(h)
+        return seq_lp, seq_h
+
+    def _pass(self, work: Mapping[int, Sequence[tuple[int, bool]]], all_positions: bool
+              ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+        """One forward pass over the rows in ``work``. When they are fewer than the batch (and the cache is
+        plain dynamic layers), only their cache rows go through the model: the pass's new cache columns are
+        written back for them and left masked (zero) for the other rows, which are not computed at all."""
         t0 = time.perf_counter()
-        n_phys = self.mask.shape[0]
-        width = max(len(q) for q in self._queue.values())
-        if not all_positions and self.token_budget is not None:
-            width = min(width, max(1, self.token_budget // n_phys))
-        work: dict[int, list[tuple[int, bool]]] = {}
-        for r, q in list(self._queue.items()):
-            if q:
-                work[r], self._queue[r] = q[:width], q[width:]
-        width = max(len(t) for t in work.values())
-        ids = torch.full((n_phys, width), self.pad_id, dtype=torch.long)
-        new_mask = torch.zeros((n_phys, width), dtype=torch.long)
-        positions = torch.zeros((n_phys, width), dtype=torch.long)
-        for r, toks in work.items():
-            p, k = self._phys[r], len(toks)
-            ids[p, width - k:] = torch.tensor([t for t, _ in toks], dtype=torch.long)
-            new_mask[p, width - k:] = 1
-            positions[p, width - k:] = torch.arange(self._next[p], self._next[p] + k)
-        mask = torch.cat([self.mask, new_mask.to(self.device)], dim=1)
-        out = self._run(ids.to(self.device), mask, positions.to(self.device), self.past, all_positions)
-        self.past = out.past_key_values
-        self.mask = mask
         rows = list(work)
-        idx = torch.tensor([self._phys[r] for r in rows], dtype=torch.long, device=self._logp.device)
-        self._logp[idx] = torch.log_softmax(out.logits[idx.to(out.logits.device), -1].float(), dim=-1).to(
-            self._logp.device)
+        n_phys = self.mask.shape[0]
+        width = max(len(t) for t in work.values())
+        phys = [self._phys[r] for r in rows]
+        subset = len(rows) < n_phys and _plain_layers(self.past)
+        slot = dict(zip(rows, range(len(rows)), strict=True)) if subset else dict(zip(rows, phys, strict=True))
+        n_batch = len(rows) if subset else n_phys
+        ids = torch.full((n_batch, width), self.pad_id, dtype=torch.long)
+        new_mask = torch.zeros((n_batch, width), dtype=torch.long)
+        positions = torch.zeros((n_batch, width), dtype=torch.long)
+        for r, toks in work.items():
+            i, p, k = slot[r], self._phys[r], len(toks)
+            ids[i, width - k:] = torch.tensor([t for t, _ in toks], dtype=torch.long)
+            new_mask[i, width - k:] = 1
+            positions[i, width - k:] = torch.arange(self._next[p], self._next[p] + k)
+        new_mask = new_mask.to(self.device)
+        if subset:
+            sel = torch.tensor(phys, dtype=torch.long, device=self.device)
+            full = [(layer.keys, layer.values) for layer in self.past.layers]
+            old_width = self.mask.shape[1]
+            for layer, (k_, v_) in zip(self.past.layers, full, strict=True):
+                layer.keys, layer.values = k_[sel], v_[sel]
+            out = self._run(ids.to(self.device), torch.cat([self.mask[sel], new_mask], dim=1),
+                            positions.to(self.device), self.past, all_positions)
+            for layer, (k_, v_) in zip(self.past.layers, full, strict=True):
+                keys = torch.cat([k_, k_.new_zeros((*k_.shape[:2], width, *k_.shape[3:]))], dim=2)
+                values = torch.cat([v_, v_.new_zeros((*v_.shape[:2], width, *v_.shape[3:]))], dim=2)
+                keys[sel, :, old_width:] = layer.keys[:, :, old_width:]
+                values[sel, :, old_width:] = layer.values[:, :, old_width:]
+                layer.keys, layer.values = keys, values
+            grown = torch.zeros((n_phys, width), dtype=torch.long, device=self.device)
+            grown[sel] = new_mask
+            self.mask = torch.cat([self.mask, grown], dim=1)
+        else:
+            mask = torch.cat([self.mask, new_mask], dim=1)
+            out = self._run(ids.to(self.device), mask, positions.to(self.device), self.past, all_positions)
+            self.past = out.past_key_values
+            self.mask = mask
+        idx = torch.tensor(phys, dtype=torch.long, device=self._logp.device)
+        at = torch.tensor([slot[r] for r in rows], dtype=torch.long, device=out.logits.device)
+        self._logp[idx] = torch.log_softmax(out.logits[at, -1].float(), dim=-1).to(self._logp.device)
         if self._hidden is not None:
-            self._hidden[idx] = out.hidden_states[-1][idx, -1].float()
+            self._hidden[idx] = out.hidden_states[-1][at, -1].float().to(self._hidden.device)
         seq_lp: dict[int, torch.Tensor] = {}
         seq_h: dict[int, torch.Tensor] = {}
         n_own = n_all = 0
         for r in rows:
-            p, k = self._phys[r], len(work[r])
+            p, k, i = self._phys[r], len(work[r]), slot[r]
             mine = sum(is_own for _, is_own in work[r])
             self._next[p] += k
             self._spent_generated[r] += mine
             self._spent_prompt[r] += k - mine
             n_own, n_all = n_own + mine, n_all + k
             if all_positions:
-                seq_lp[r] = torch.log_softmax(out.logits[p, width - k:].float(), dim=-1)
+                seq_lp[r] = torch.log_softmax(out.logits[i, width - k:].float(), dim=-1)
                 if self._hidden is not None:
-                    seq_h[r] = out.hidden_states[-1][p, width - k:].float()
+                    seq_h[r] = out.hidden_states[-1][i, width - k:].float()
         self.usage.generated_tokens += n_own
         self.usage.prompt_tokens += n_all - n_own
         self.usage.generate_seconds += time.perf_counter() - t0
         return seq_lp, seq_h
+
+
+def pass_groups(lengths: Mapping[int, int], budget: int) -> list[list[int]]:
+    """Rows (by queued length) in one forward pass, or two: rows stepping one token, rows reading a chunk. Two
+    when padding the steppers to the chunk width (within ``budget``) computes more token slots than a pass's
+    fixed cost (``PASS_OVERHEAD``)."""
+    steps = [r for r, n in lengths.items() if n == 1]
+    reads = [r for r, n in lengths.items() if n > 1]
+    if not steps or not reads:
+        return [steps or reads]
+    width = min(max(lengths[r] for r in reads), max(1, budget // len(reads)))
+    merged = (len(steps) + len(reads)) * width
+    split = len(steps) + len(reads) * width + PASS_OVERHEAD
+    return [steps + reads] if merged <= split else [steps, reads]
 
 
 def similar_lengths(lengths: Sequence[int], slack: float) -> list[list[int]]:

@@ -51,31 +51,37 @@ class Nudged:
 
 
 def nudge_decode(base: Any, nudger: Any, prompts: list[str], *, gamma: float, max_new_tokens: int,
-                 max_word_tokens: int = 8, share_tokens: bool = False) -> list[Nudged]:
+                 max_word_tokens: int = 8, share_tokens: bool = False, batch_size: int | None = None
+                 ) -> list[Nudged]:
     """Decode every prompt, all rows in lockstep. Each row follows the sequential algorithm: while the base
     is sure it writes a token; where it is unsure the nudger (brought up to the answer so far) writes tokens up
     to, not including, its next token that starts with whitespace (or eos, or ``max_word_tokens``), and the
     base then reads that word.
 
     What the models exchange: re-tokenised text (whole words), or, with ``share_tokens`` (one tokenizer), the
-    token ids themselves. Rows are in different phases at once: every iteration runs one base forward pass
-    and one nudger forward pass, so no row waits for another row's word. With shared tokens and several rows,
-    each model reads the other's tokens as they are written (in the same passes), so both models work on
-    every row in every pass; a single row reads them in one chunk when needed (fewer passes). Either way the
-    models read the same token sequences, so every answer is what it is alone. Text is read over several
-    passes when long (the stepper's token budget) while the other rows go on. Returns one ``Nudged`` per
-    prompt."""
+    token ids themselves. Rows are in different phases at once: every iteration runs one base step and one
+    nudger step (the stepper computes only the rows that feed tokens), so no row waits for another row's
+    word. A model reads the other's tokens in one chunk when it needs them (the nudger when its row starts a
+    word, the base when the word is done), as a lone row would, so every answer and its costs are what they
+    are alone. Text is read over several passes when long (the stepper's token budget) while the other rows
+    go on. At most ``batch_size`` prompts are in flight (default: all); a row that ends is replaced by the next
+    prompt (continuous batching; models whose cache cannot be joined take the next batch once all rows end).
+    Returns one ``Nudged`` per prompt."""
     from mocoflow.engines.stepper import open_steppers
 
-    b, n = open_steppers([base, nudger], prompts)
-    eager = share_tokens and len(prompts) > 1
-    res = [Nudged() for _ in prompts]
-    word = [""] * len(prompts)
-    word_tokens = [0] * len(prompts)
-    unread_by_nudger: list[list[int]] = [[] for _ in prompts]  # shared tokens: base tokens the nudger lacks
-    unread_by_base: list[list[int]] = [[] for _ in prompts]  # ... and word tokens the base lacks
+    if not prompts:
+        return []
+    size = max(1, batch_size or len(prompts))
+    item = list(range(min(size, len(prompts))))  # stepper row -> prompt index
+    waiting = list(range(len(item), len(prompts)))
+    b, n = open_steppers([base, nudger], [prompts[i] for i in item])
+    res = [Nudged() for _ in item]
+    word = [""] * len(item)
+    word_tokens = [0] * len(item)
+    unread_by_nudger: list[list[int]] = [[] for _ in item]  # shared tokens: base tokens the nudger lacks
+    unread_by_base: list[list[int]] = [[] for _ in item]  # ... and word tokens the base lacks
     in_word: set[int] = set()  # rows whose nudger is writing a word
-    active = [r for r in range(len(prompts)) if max_new_tokens > 0]
+    active = [r for r in range(len(item)) if max_new_tokens > 0]
     while active:
         base_tokens: dict[int, int] = {}
         nudger_tokens: dict[int, int] = {}
@@ -133,12 +139,6 @@ def nudge_decode(base: Any, nudger: Any, prompts: list[str], *, gamma: float, ma
                 base_read[r] = res[r].text
             elif unread_by_base[r]:
                 base_read[r], unread_by_base[r] = unread_by_base[r], []
-        if eager:  # each model reads the other's latest tokens in this pass
-            for r in active:
-                if r not in done and unread_by_nudger[r] and r not in nudger_tokens:
-                    nudger_read[r], unread_by_nudger[r] = nudger_read.get(r, []) + unread_by_nudger[r], []
-                if r not in done and unread_by_base[r] and r not in base_tokens:
-                    base_read[r], unread_by_base[r] = base_read.get(r, []) + unread_by_base[r], []
         if share_tokens:
             done |= b.advance(tokens=base_tokens, foreign=base_read)
             n.advance(tokens=nudger_tokens, foreign=nudger_read)
@@ -151,7 +151,23 @@ def nudge_decode(base: Any, nudger: Any, prompts: list[str], *, gamma: float, ma
         b.release(sorted(done))
         n.release(sorted(done))
         active = [r for r in active if r not in done]
-    return res
+        free = size - len(active) if b.can_add() and n.can_add() else 0
+        joining, waiting = waiting[:free], waiting[free:]
+        if joining:
+            new_rows = b.add([prompts[i] for i in joining])
+            if n.add([prompts[i] for i in joining]) != new_rows:
+                raise RuntimeError("nudging: the two steppers' rows diverged")
+            item += joining
+            res += [Nudged() for _ in joining]
+            word += [""] * len(joining)
+            word_tokens += [0] * len(joining)
+            unread_by_nudger += [[] for _ in joining]
+            unread_by_base += [[] for _ in joining]
+            active += new_rows
+    out = [Nudged()] * len(prompts)
+    for r, i in enumerate(item):
+        out[i] = res[r]
+    return out
 
 
 def nudging_roles(ctx: RunContext, base: str | None, nudger: str | None) -> tuple[Any, Any]:
@@ -199,12 +215,9 @@ class Nudging(Method):
         share = str(base.card.get("tokenizer")) == str(nudger.card.get("tokenizer"))
         items = ctx.items["test"]
         prompts = prompts_for(items)
-        size = max(1, ctx.decoding.batch_size)
-        results: list[Nudged] = []
-        for start in range(0, len(prompts), size):
-            results += nudge_decode(eb, en, prompts[start:start + size], gamma=self.params.gamma,
-                                    max_new_tokens=ctx.decoding.max_new_tokens,
-                                    max_word_tokens=self.params.max_word_tokens, share_tokens=share)
+        results = nudge_decode(eb, en, prompts, gamma=self.params.gamma, max_new_tokens=ctx.decoding.max_new_tokens,
+                               max_word_tokens=self.params.max_word_tokens, share_tokens=share,
+                               batch_size=ctx.decoding.batch_size)
         base_total = sum(r.base_tokens for r in results)
         nudger_total = sum(r.nudger_tokens for r in results)
         total = max(base_total + nudger_total, 1)
