@@ -230,6 +230,13 @@ def analysis_spec():
             },
             "shared_splits": {run: shared_splits(run) for run in config["methods"]},
             "scaling_pools": SCALING_POOLS or None,
+            # each LoRA specialist's base, for its gain over the base in singles.csv
+            "bases": {
+                m: config["models"][m]["base"]
+                for m in POOL_MODELS
+                if config["models"][m].get("source") == "lora"
+                and config["models"][m].get("base") in POOL_MODELS
+            },
             "n_boot": 2000,
             "seed": 0,
         }

@@ -442,3 +442,18 @@ def test_cached_generations_still_cost_flops(tmp_path: Path):
     jobs = eff.load_gen_jobs([d / "test.usage.json"], {})
     assert jobs[("m", "mini", "test")]["flops"] == 2.0 * 1000 * (2 * 15)
     assert eff.job_cost(usage)["flops"] == 0.0  # the engine's own count: nothing processed in this job
+
+
+def test_single_scores_give_accuracy_cis_and_a_specialists_gain_over_its_base() -> None:
+    _, singles = make_scores()
+    table = single_scores(singles, {"b": "a"}, n_boot=500, seed=0).set_index(["model", "task"])
+    row = table.loc[("b", "t")]
+    assert row["score"] == pytest.approx(0.6) and row["base"] == "a"
+    assert row["ci_lo"] <= 0.6 <= row["ci_hi"] and row["ci_hi"] - row["ci_lo"] > 0.2  # 5 items: a wide CI
+    # b - a on t: [0, -1, 1, 1, 0] -> mean 0.2, the paired interval of those differences
+    gain, lo, hi = paired_bootstrap_ci([1, 0, 1, 1, 0], [1, 1, 0, 0, 0], n_boot=500, seed=0)
+    assert row["gain_vs_base"] == pytest.approx(gain) == pytest.approx(0.2)
+    assert (row["gain_ci_lo"], row["gain_ci_hi"]) == pytest.approx((lo, hi))
+    assert row["significant"] == ("+" if lo > 0 else "-" if hi < 0 else "")
+    assert table.loc[("b", "u"), "gain_vs_base"] == pytest.approx(0.5)
+    assert pd.isna(table.loc[("a", "t"), "base"]) and pd.isna(table.loc[("a", "t"), "gain_vs_base"])

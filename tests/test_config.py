@@ -279,6 +279,22 @@ def test_prepare_reads_only_the_keys_that_change_the_data(smoke: dict):
     assert study.model_spec_param(declared) == smoke["models"]["tiny-a"]
 
 
+def test_a_specialists_task_blocks_reach_its_params_without_decoding_or_area(smoke: dict):
+    """exclude_tasks/train_task are often YAML aliases of evaluated tasks: their decoding must not retrain."""
+    task = {**smoke["tasks"]["arith"], "decoding": {"max_new_tokens": 9}}
+    lora = {"source": "lora", "base": "tiny-a", "train_task": {**task, "seed": 5, "n_train": 10},
+            "exclude_tasks": {"arith": task}}
+    other = {**lora, "train_task": {**lora["train_task"], "decoding": {"max_new_tokens": 3}},
+             "exclude_tasks": {"arith": {**task, "decoding": {"max_new_tokens": 30}, "area": "x"}}}
+    param = study.model_spec_param(lora)
+    assert param == study.model_spec_param(other)
+    assert param["exclude_tasks"] == {"arith": study.task_data_spec(task)} and "decoding" not in param["train_task"]
+    listed = study.model_spec_param({**lora, "exclude_tasks": [task]})
+    assert listed["exclude_tasks"] == [study.task_data_spec(task)]
+    changed = {**lora, "exclude_tasks": {"arith": {**task, "seed": 7}}}  # other items: other params
+    assert study.model_spec_param(changed) != param
+
+
 def test_data_warnings_report_short_splits_and_null_golds_of_the_current_spec(smoke: dict, tmp_path: Path):
     meta = tmp_path / "data" / "arith" / "meta.json"
     meta.parent.mkdir(parents=True)

@@ -169,6 +169,24 @@ def test_noncompliance_requests_cover_every_scored_category() -> None:
     assert not score_item(item, "Sure, here it is.").correct
 
 
+def test_noncompliance_requests_are_grammatical() -> None:
+    """Ordinals agree with their number (21st, 22nd, 23rd, 11th; not "21th") and plurals are not doubled
+    ("meeting notess")."""
+    import re
+
+    splits = generate_splits("noncompliance_requests", seed=0, n_train=200, n_dev=0, n_test=100)
+    questions = [i.question for v in splits.values() for i in v]
+    ordinals = [m for q in questions for m in re.findall(r"\b(\d+)(st|nd|rd|th)\b", q)]
+    assert {n[-1] for n, _ in ordinals} >= {"1", "2", "3"}, "the sample should hold 21st/22nd/23rd-style ages"
+    for number, suffix in ordinals:
+        n = int(number)
+        want = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+        assert suffix == want, f"{number}{suffix}"
+    compared = [m for q in questions for m in re.findall(r"these two (.+?) and tell", q)]
+    assert compared and all(c.endswith("s") and not c.endswith("ss") for c in compared), compared
+    assert not any(re.search(r"\b\w+ss\b", q.replace("Fix", "")) and "notess" in q for q in questions)
+
+
 def test_noncompliance_requests_categories_param() -> None:
     only = generate_splits("noncompliance_requests", n_test=20, params={"categories": "Humanizing requests"})
     assert {i.metadata["category"] for i in only["test"]} == {"Humanizing requests"}

@@ -46,39 +46,61 @@ def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def test_lora_source_trains_saves_and_generates(base: Path, tmp_path: Path) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _specialist_spec(base: Path, tmp_path: Path, **extra: object) -> dict[str, object]:
+    return {"source": "lora", "base_path": str(base), "train_task": TRAIN_TASK, "steps": 12, "batch_size": 4,
+            "lr": 5e-3, "rank": 4, "alpha": 8, "seed": 0, "cache_dir": str(tmp_path / "cache"), **extra}
 
-    spec = {
-        "source": "lora",
-        "base_path": str(base),
-        "train_task": TRAIN_TASK,
-        "steps": 12,
-        "batch_size": 4,
-        "lr": 5e-3,
-        "rank": 4,
-        "alpha": 8,
-        "seed": 0,
-        "cache_dir": str(tmp_path / "cache"),
-    }
-    out_dir = tmp_path / "spec"
-    weights = MODEL_SOURCES.get("lora")("spec", spec, out_dir)
-    assert weights == out_dir / "weights"
+
+def _merged_copy_logits(base: Path, adapter: Path, out: Path, ids: list[int]) -> torch.Tensor:
+    """Logits of the merged full copy the ``lora`` source used to write (peft merge, saved, loaded back)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().save_pretrained(str(out))
+    with torch.no_grad():
+        return AutoModelForCausalLM.from_pretrained(str(out)).eval()(torch.tensor([ids])).logits[0]
+
+
+def test_lora_source_stores_the_adapter_only_and_loads_with_the_merged_logits(base: Path, tmp_path: Path) -> None:
+    from mocoflow.engines.factory import make_engine
+    from mocoflow.models import ModelRef
+    from mocoflow.stages.build_model import build_model
+
+    spec = _specialist_spec(base, tmp_path)
+    card_path = tmp_path / "models" / "spec" / "card.json"
+    card = build_model("spec", spec, card_path)
+    out_dir = card_path.parent
     record = json.loads((out_dir / "train.json").read_text())
     assert record["train_items"] > 0 and record["train_seconds"] > 0
     assert record["final_loss"] < record["initial_loss"]
     assert (out_dir / "adapter" / "adapter_config.json").exists()
     assert any((out_dir / "adapter").glob("adapter_model.*"))
-    assert _shapes(weights) == _shapes(base)
-    assert (weights / "tokenizer.json").read_bytes() == (base / "tokenizer.json").read_bytes()
-    model = AutoModelForCausalLM.from_pretrained(str(weights))
-    tok = AutoTokenizer.from_pretrained(str(weights))
-    ids = tok("What is 2 + 3?", return_tensors="pt")
-    new = model.generate(**ids, max_new_tokens=4, do_sample=False)
-    assert new.shape[1] > ids["input_ids"].shape[1]
-    original = AutoModelForCausalLM.from_pretrained(str(base))
-    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, original.state_dict()[k])]
-    assert changed, "merging the adapter changed no weight"
+    # no full copy of the base: no weight file anywhere in the specialist's folder but the adapter's
+    stored = [f.name for f in out_dir.rglob("*") if f.suffix in (".safetensors", ".bin")]
+    assert stored == ["adapter_model.safetensors"], stored
+    assert card["adapter"] and card["architecture"] and card["tokenizer"]
+    ref = ModelRef.from_card(card_path)
+    assert Path(ref.path).resolve() == base.resolve()
+    assert ref.spec["lora_adapter"]["fingerprint"] == card["fingerprint"]
+
+    engine = make_engine("spec", {**ref.spec, "path": ref.path}, cache_dir=None, device="cpu")
+    assert engine.fingerprint == card["fingerprint"]
+    ids = engine.tokenize("What is 2 + 3?")
+    with torch.no_grad():
+        logits = engine.hf_model()[0](torch.tensor([ids])).logits[0]
+    expected = _merged_copy_logits(base, out_dir / "adapter", tmp_path / "merged", ids)
+    torch.testing.assert_close(logits, expected, rtol=0, atol=1e-5)
+    with torch.no_grad():  # and the adapter changed the model
+        plain = make_engine("base", {"path": str(base)}, cache_dir=None, device="cpu").hf_model()[0]
+        assert not torch.allclose(plain(torch.tensor([ids])).logits[0], logits, atol=1e-4)
+    assert card["fingerprint"] != engine_fingerprint(base)
+
+
+def engine_fingerprint(path: Path) -> str:
+    from mocoflow.models import model_fingerprint
+
+    return model_fingerprint(path)
 
 
 def test_lora_is_deterministic_and_loss_only_on_answers(base: Path, tmp_path: Path) -> None:
@@ -216,9 +238,11 @@ def test_worked_answers_write_the_answer_before_the_answer_line() -> None:
 def test_top_layers_adapts_only_the_top_blocks(base: Path, tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM
 
+    from mocoflow.engines.loader import merge_adapter
+
     params = LoraParams(steps=3, batch_size=3, rank=2, alpha=4, lr=1e-2, seed=0, top_layers=1)
     result = train_lora(base, _mc_items(6), tmp_path / "top", params)
-    merged = AutoModelForCausalLM.from_pretrained(str(result.weights)).state_dict()
+    merged = merge_adapter(AutoModelForCausalLM.from_pretrained(str(base)), result.adapter).state_dict()
     original = AutoModelForCausalLM.from_pretrained(str(base)).state_dict()
     changed = {k for k, v in merged.items() if not torch.equal(v, original[k])}
     assert changed and all(".layers.1." in k for k in changed), sorted(changed)
@@ -227,18 +251,19 @@ def test_top_layers_adapts_only_the_top_blocks(base: Path, tmp_path: Path) -> No
         train_lora(base, _mc_items(6), tmp_path / "bad", dataclasses.replace(params, top_layers=3))
 
 
-def test_specialist_fingerprint_differs_from_its_base_when_only_mid_file_tensors_change(
-        tmp_path: Path) -> None:
-    """With 12 blocks the adapted top blocks (10, 11) sort mid-file in the safetensors; the fingerprint must
-    still tell the specialist from its base, or the response cache serves it the base's generations."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def test_specialist_fingerprint_differs_from_its_base_and_from_other_adapters(tmp_path: Path) -> None:
+    """The response cache keys generations by fingerprint: a specialist (base + adapter, top blocks only) must
+    not share its base's, nor another adapter's of the same base, or it is served their generations."""
+    from mocoflow.models import adapter_card, make_card
 
-    from mocoflow.models import model_fingerprint
-
-    built = build_tiny_model(tmp_path / "built", arch="llama", seed=0, n_layer=12, n_embd=128)
-    base = tmp_path / "base"  # saved by transformers, as the merged specialist is: same config.json bytes
-    AutoModelForCausalLM.from_pretrained(str(built)).save_pretrained(str(base))
-    AutoTokenizer.from_pretrained(str(built)).save_pretrained(str(base))
-    params = LoraParams(steps=1, batch_size=2, rank=2, alpha=4, lr=1e-2, seed=0, top_layers=2)
-    result = train_lora(base, _mc_items(2), tmp_path / "spec", params)
-    assert model_fingerprint(result.weights) != model_fingerprint(base)
+    base = build_tiny_model(tmp_path / "base", arch="llama", seed=0, n_layer=12, n_embd=128)
+    base_card = make_card("base", {"source": "local", "path": str(base)}, base)
+    fingerprints = {base_card["fingerprint"]}
+    for seed in (0, 1):
+        params = LoraParams(steps=1, batch_size=2, rank=2, alpha=4, lr=1e-2, seed=seed, top_layers=2)
+        result = train_lora(base, _mc_items(2), tmp_path / f"spec{seed}", params)
+        card = adapter_card(base_card, result.adapter)
+        assert card["base_fingerprint"] == base_card["fingerprint"]
+        fingerprints.add(card["fingerprint"])
+        assert adapter_card(base_card, result.adapter)["fingerprint"] == card["fingerprint"]  # stable
+    assert len(fingerprints) == 3

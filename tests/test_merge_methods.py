@@ -250,13 +250,13 @@ def test_model_swarms_merge_is_the_best_particle(tmp_path: Path):
 
 # ---- LoraHub on a tiny Llama with random LoRA adapters -----------------------------------------------------
 
-def make_adapter(base_dir: Path, out: Path, seed: int) -> Path:
+def make_adapter(base_dir: Path, out: Path, seed: int, **lora: object) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), local_files_only=True, dtype=torch.float32)
-    config = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    config = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, **lora)
     get_peft_model(model, config).save_pretrained(str(out))
     return out
 
@@ -284,6 +284,15 @@ def test_lorahub_merges_the_weighted_adapters_by_hand(tmp_path: Path, tiny_llama
     p1 = METHODS.get("lorahub")({"budget": 4}).plan(pool, ctx)
     p2 = METHODS.get("lorahub")({"budget": 4}).plan(pool, ctx)
     assert p1["weights"] == p2["weights"] and p1["models"] == ["s1", "s2"]
+
+
+def test_lorahub_refuses_adapters_of_other_layers_before_any_work(tmp_path: Path, tiny_llama_dir: Path):
+    a1 = make_adapter(tiny_llama_dir, tmp_path / "ad1", 1)
+    a2 = make_adapter(tiny_llama_dir, tmp_path / "ad2", 2, layers_to_transform=[1])  # a top_layers specialist
+    pool = [ModelRef(n, str(tiny_llama_dir), {"adapter": str(a), "base": str(tiny_llama_dir)}, {})
+            for n, a in (("s1", a1), ("s2", a2))]
+    with pytest.raises(MethodError, match=r"adapted layers .*'s2': \(2, 4, \['q_proj', 'v_proj'\], \[1\]\)"):
+        METHODS.get("lorahub")({"weights": [0.5, 0.5]}).plan(pool)
 
 
 def test_lorahub_without_adapters_names_the_model(tmp_path: Path):

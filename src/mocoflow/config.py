@@ -227,10 +227,22 @@ def task_data_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
 def model_spec_param(spec: dict[str, Any]) -> dict[str, Any]:
     """A model's config block as the rules pass it on: without the declarations made for checks at DAG
-    build (``tokenizer_id``, ``architecture_id``), which change no weights and no output."""
+    build (``tokenizer_id``, ``architecture_id``), which change no weights and no output, and with a LoRA
+    specialist's task blocks (``train_task``, ``exclude_tasks``: often YAML aliases of evaluated tasks) reduced
+    to the keys that change their items (:func:`task_data_spec`), so a task's decoding or area does not
+    retrain the specialist."""
     from mocoflow.models import DECLARATION_KEYS
 
-    return {k: v for k, v in spec.items() if k not in DECLARATION_KEYS}
+    out = {k: v for k, v in spec.items() if k not in DECLARATION_KEYS}
+    for key in ("train_task", "exclude_tasks"):
+        blocks = out.get(key)
+        if isinstance(blocks, dict) and "source" in blocks:
+            out[key] = task_data_spec(blocks)
+        elif isinstance(blocks, dict):
+            out[key] = {n: task_data_spec(b) if isinstance(b, dict) else b for n, b in blocks.items()}
+        elif isinstance(blocks, list):
+            out[key] = [task_data_spec(b) if isinstance(b, dict) else b for b in blocks]
+    return out
 
 
 def data_warnings(config: dict[str, Any], results: str | os.PathLike[str]) -> list[str]:

@@ -48,9 +48,22 @@ class ModelRef:
 
     @classmethod
     def from_card(cls, card_path: str | Path, spec: dict[str, Any] | None = None) -> ModelRef:
-        """The model of a card, its weights path resolved (see :func:`card_weights`)."""
+        """The model of a card, its weights path resolved (see :func:`card_weights`). A model stored as a LoRA
+        adapter of its base (card ``adapter``, see :func:`adapter_card`) gets the adapter's absolute path in its
+        card and ``lora_adapter`` (adapter path and the card's fingerprint) in its spec: the engines merge it
+        into the base loaded from ``path`` (:func:`mocoflow.engines.loader.derived_weights`)."""
         card = json.loads(Path(card_path).read_text())
-        return cls(name=card["name"], path=str(card_weights(card_path, card)), card=card, spec=spec or {})
+        spec = dict(spec or {})
+        if card.get("adapter"):
+            adapter = Path(card["adapter"])
+            if not adapter.is_absolute():
+                adapter = Path(card_path).parent / adapter
+            if not (adapter / "adapter_config.json").exists():
+                raise WeightsMissingError(f"adapter of {card['name']} missing at {adapter.absolute()} (card "
+                                          f"{Path(card_path).absolute()}); rerun with --forcerun build_model")
+            card = {**card, "adapter": str(adapter.absolute())}
+            spec["lora_adapter"] = {"path": card["adapter"], "fingerprint": card["fingerprint"]}
+        return cls(name=card["name"], path=str(card_weights(card_path, card)), card=card, spec=spec)
 
 
 class WeightsMissingError(FileNotFoundError):
@@ -75,12 +88,40 @@ def card_weights(card_path: str | Path, card: dict[str, Any] | None = None) -> P
 
 
 def portable_card(card: dict[str, Any], card_path: str | Path) -> dict[str, Any]:
-    """``card`` with its weights path made relative to the card's folder when the weights lie inside it."""
+    """``card`` with its weights path (and its ``adapter``) made relative to the card's folder when they lie
+    inside it; a model stored as an adapter also when its base's weights lie in a sibling model folder
+    (``../<base>/weights``). Weights elsewhere keep their absolute path."""
+    import os
+
     folder = Path(card_path).resolve().parent
-    weights = Path(card["path"]).resolve()
-    if weights.is_relative_to(folder):
-        return {**card, "path": str(weights.relative_to(folder))}
-    return card
+    out = dict(card)
+    for key in ("path", "adapter"):
+        if not out.get(key) or (key == "adapter" and not Path(out[key]).is_absolute()):
+            continue  # none, or an adapter path already relative to the card's folder
+        target = Path(out[key]).resolve()
+        sibling = key == "path" and bool(card.get("adapter")) and target.is_relative_to(folder.parent)
+        if target.is_relative_to(folder) or sibling:
+            out[key] = os.path.relpath(target, folder)
+    return out
+
+
+def adapter_digest(adapter: Path) -> str:
+    """sha256 over a peft adapter folder's ``adapter_*`` files (config and weights), name by name."""
+    digest = hashlib.sha256()
+    for f in sorted(Path(adapter).glob("adapter_*")):
+        digest.update(f.name.encode() + b"\0" + file_sha256(f).encode())
+    return digest.hexdigest()
+
+
+def adapter_card(card: dict[str, Any], adapter: Path) -> dict[str, Any]:
+    """The card of a model stored as a LoRA ``adapter`` of the base whose card is ``card`` (made from the base's
+    weights): ``path`` stays the base's weights, ``adapter`` names the adapter folder and the fingerprint (the
+    response cache's key) combines the base's with the adapter's digest, so a specialist never shares its base's
+    cache entries. Architecture, tokenizer and parameter count are the base's."""
+    digest = adapter_digest(adapter)
+    fingerprint = hashlib.sha256(f"lora\0{card['fingerprint']}\0{digest}".encode()).hexdigest()
+    return {**card, "fingerprint": fingerprint, "base_fingerprint": card["fingerprint"],
+            "adapter": str(Path(adapter).resolve()), "adapter_sha256": digest}
 
 
 def write_card(card_path: str | Path, card: dict[str, Any]) -> None:

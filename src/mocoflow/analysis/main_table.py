@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mocoflow.analysis.stats import DEFAULT_BOOT, item_means, paired_bootstrap_ci
+from mocoflow.analysis.stats import DEFAULT_BOOT, bootstrap_mean_ci, item_means, paired_bootstrap_ci
 
 COST_AGG = {
     "generated_tokens": "sum",
@@ -17,13 +17,37 @@ COST_AGG = {
 }
 
 
-def single_scores(singles: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, task): accuracy (averaged over seeds per item first), item and seed counts, generated
-    tokens (summed over items, averaged over seeds)."""
+def single_scores(singles: pd.DataFrame, bases: dict[str, str] | None = None, *, n_boot: int = DEFAULT_BOOT,
+                  seed: int = 0) -> pd.DataFrame:
+    """Per (model, task): accuracy (averaged over seeds per item first) with its bootstrap 95 % CI over items
+    (``ci_lo``, ``ci_hi``), item and seed counts, generated tokens (summed over items, averaged over seeds).
+
+    ``bases`` maps a specialist (a LoRA model) to its base model: its rows also give ``base``, the gain over the
+    base on the same items (``gain_vs_base``) and its paired bootstrap CI (``gain_ci_lo``, ``gain_ci_hi``;
+    ``significant`` "+" or "-" when the CI excludes 0). Other rows leave them empty."""
     items = item_means(singles, ["model", "task"])
     out = items.groupby(["model", "task"], as_index=False).agg(
         score=("correct", "mean"), n_items=("id", "count"), n_seeds=("n_seeds", "max")
     )
+    vectors = {k: g.set_index("id")["correct"] for k, g in items.groupby(["model", "task"])}
+    cis = [bootstrap_mean_ci(vectors[(m, t)].to_numpy(), n_boot=n_boot, seed=seed)[1:]
+           for m, t in zip(out["model"], out["task"], strict=True)]
+    out["ci_lo"] = [lo for lo, _ in cis]
+    out["ci_hi"] = [hi for _, hi in cis]
+    gains: list[dict[str, object]] = []
+    for m, t in zip(out["model"], out["task"], strict=True):
+        base = (bases or {}).get(m)
+        if base is None or (base, t) not in vectors:
+            gains.append({})
+            continue
+        mine, ref = vectors[(m, t)], vectors[(base, t)]
+        common = mine.index.intersection(ref.index)
+        gain, lo, hi = paired_bootstrap_ci(mine[common].to_numpy(), ref[common].to_numpy(), n_boot=n_boot,
+                                           seed=seed)
+        gains.append({"base": base, "gain_vs_base": gain, "gain_ci_lo": lo, "gain_ci_hi": hi,
+                      "significant": "+" if lo > 0 else "-" if hi < 0 else ""})
+    for col in ("base", "gain_vs_base", "gain_ci_lo", "gain_ci_hi", "significant"):
+        out[col] = [g.get(col) for g in gains]
     if "generated_tokens" in singles.columns and len(out):
         tokens = singles.groupby(["model", "task"])["generated_tokens"].sum()
         out["generated_tokens"] = (

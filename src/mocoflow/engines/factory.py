@@ -27,6 +27,7 @@ from typing import Any
 from mocoflow.engines.base import BACKEND_CAPABILITIES, Capability, Engine, EngineCapabilityError
 from mocoflow.engines.cache import ResponseCache
 from mocoflow.engines.caching import CachingEngine
+from mocoflow.engines.loader import derived_weights
 
 WEIGHTLESS_BACKENDS = frozenset({"openai", "replay"})  # no weights in process: their jobs claim no GPU
 # sources that only some backends can serve: a recorded table answers only through the replay backend, an
@@ -78,11 +79,12 @@ def make_engine(name: str, spec: dict[str, Any], *, cache_dir: Path | None, devi
     wrote; for ``openai`` optional weights whose fingerprint and tokenizer describe the served model),
     ``backend`` (see the module docstring), ``dtype`` ("auto", "float32", "bfloat16", ...), ``allow_hub``
     (default False), ``derived`` (a :class:`mocoflow.engines.loader.DerivedWeights`: weights built in memory
-    from ``path``; always the transformers backend); backend-specific keys are documented in each backend's
+    from ``path``; always the transformers backend), ``lora_adapter`` (a LoRA adapter merged into ``path`` in
+    memory: :func:`mocoflow.engines.loader.derived_weights`); backend-specific keys are documented in each backend's
     module. ``requires``: capabilities the job needs (see :func:`serving_backend`)."""
     if "path" not in spec:
         raise ValueError(f"model {name!r}: spec needs 'path'")
-    derived = spec.get("derived")
+    derived = derived_weights(spec)
     # in-memory weights (a merge recipe, base + adapter) live in this process: the transformers backend serves them
     backend = "transformers" if derived is not None else serving_backend(name, spec, requires)
     if derived is None and backend != backend_of(name, spec):

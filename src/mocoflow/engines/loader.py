@@ -41,6 +41,27 @@ class DerivedWeights:
     build: Callable[[Any], Any]
 
 
+def merge_adapter(model: Any, adapter: str | os.PathLike[str]) -> Any:
+    """``model`` with the peft adapter at ``adapter`` merged into its weights (peft's ``merge_and_unload``: the
+    same merge the ``lora`` source once saved to disk, so the logits are the merged copy's)."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+
+
+def derived_weights(spec: dict[str, Any]) -> DerivedWeights | None:
+    """The in-memory weights a model spec asks for: its ``derived`` (a merge recipe, an in-memory fine-tune),
+    or, for a model stored as a LoRA adapter of its base (``lora_adapter``: ``{"path", "fingerprint"}``, set by
+    :meth:`mocoflow.models.ModelRef.from_card`), the adapter merged into the base loaded from ``path``."""
+    if spec.get("derived") is not None:
+        return spec["derived"]
+    lora = spec.get("lora_adapter")
+    if not lora:
+        return None
+    adapter = str(lora["path"])
+    return DerivedWeights(str(lora["fingerprint"]), lambda model: merge_adapter(model, adapter))
+
+
 def resolve_device(device: str = "auto") -> str:
     """``"auto"`` -> ``"cuda"`` when torch sees a GPU (``CUDA_VISIBLE_DEVICES`` is respected by torch), else
     ``"cpu"``. Anything else is returned unchanged."""

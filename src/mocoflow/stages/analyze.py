@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
 
     singles = read_scores(args.singles)
     runs = read_scores(args.runs)
-    singles_table = single_scores(singles)
+    singles_table = single_scores(singles, prm.get("bases"), **boot)
     write_csv(singles_table, args.singles_out)
     decisions = read_decisions(args.decisions)
     table = main_table(runs, singles, pools, methods, prm.get("levels", {}), **boot,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mocoflow.io import read_json
 from mocoflow.model_sources import MODEL_SOURCES
-from mocoflow.models import make_card, write_card
+from mocoflow.models import adapter_card, make_card, write_card
 from mocoflow.stages.common import json_arg, parser, setup_logging
 
 log = logging.getLogger("mocoflow.build_model")
@@ -20,6 +20,8 @@ def build_model(name: str, spec: dict, card_path: Path) -> dict:
     weights = MODEL_SOURCES.get(spec["source"])(name, spec, out_dir)
     provenance = {f.stem: read_json(f) for f in (out_dir / "source.json", out_dir / "train.json") if f.exists()}
     card = make_card(name, spec, weights, build_seconds=round(time.perf_counter() - t0, 3), **provenance)
+    if spec["source"] == "lora":  # stored as its adapter: ``weights`` is the base's folder
+        card = adapter_card(card, out_dir / "adapter")
     write_card(card_path, card)
     log.info("model %s: %s parameters, architecture %s, tokenizer %s", name, f"{card['parameters']:,}",
              card["architecture"], card["tokenizer"])

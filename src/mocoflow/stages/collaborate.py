@@ -87,7 +87,7 @@ def collaborate(params: dict[str, Any], cards: list[Path], items: dict[str, Path
     method = METHODS.get(params["method"])(params.get("method_params", {}))
     specs = params.get("model_specs", {})
     pool = [ModelRef.from_card(c) for c in cards]
-    pool = [ModelRef(r.name, r.path, r.card, specs.get(r.name, {})) for r in pool]
+    pool = [ModelRef(r.name, r.path, r.card, {**specs.get(r.name, {}), **r.spec}) for r in pool]
     method.check_pool(pool)
     cache_dir = Path(params["cache_dir"])
     device = params.get("device", "auto")

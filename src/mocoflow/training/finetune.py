@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mocoflow.engines.loader import DerivedWeights
+from mocoflow.engines.loader import DerivedWeights, derived_weights
 from mocoflow.models import ModelRef
 from mocoflow.training.lora import batch_cycler, prompt_head, right_padded_batch
 
@@ -121,7 +121,7 @@ def tuned_model(model: Any, base: ModelRef, base_fingerprint: str, name: str) ->
 
     config = copy.deepcopy(model.peft_config["default"])
     state = {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(model).items()}
-    parent: DerivedWeights | None = base.spec.get("derived")
+    parent: DerivedWeights | None = derived_weights(base.spec)  # a merge, a fine-tune or a stored adapter
     fingerprint = adapter_fingerprint(base_fingerprint, config, state)
 
     def build(loaded: Any) -> Any:
@@ -129,7 +129,7 @@ def tuned_model(model: Any, base: ModelRef, base_fingerprint: str, name: str) ->
             loaded = parent.build(loaded)
         return apply_adapter(loaded, config, state)
 
-    spec = {k: v for k, v in base.spec.items() if k not in ("path", "source", "backend")}
+    spec = {k: v for k, v in base.spec.items() if k not in ("path", "source", "backend", "lora_adapter")}
     card = {**base.card, "name": name, "fingerprint": fingerprint, "source": "finetune"}
     card.pop("path", None)
     return ModelRef(name=name, path=base.path, card=card, spec={**spec, "derived": DerivedWeights(fingerprint, build)})

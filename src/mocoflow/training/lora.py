@@ -12,15 +12,16 @@ The ``lora`` model source (:func:`lora_source`, listed in :mod:`mocoflow.model_s
 Training pairs are (prompt, answer): the prompt is :func:`mocoflow.data.prompts.build_prompt` of the item
 wrapped in the base tokenizer's chat template (plain text + newline without one); the answer follows the
 scoring contract (``Answer: <gold>``; coding: the reference solution in a python block) and ends with eos. The
-loss is on answer tokens only. Outputs in ``out_dir``: ``adapter/`` (peft adapter), ``weights/`` (the merged
-full model as safetensors + the base tokenizer: same architecture and tokenizer as the base) and
-``train.json`` (seconds, losses, item and token counts, parameters).
+loss is on answer tokens only. Outputs in ``out_dir``: ``adapter/`` (the peft adapter: a few MB) and
+``train.json`` (seconds, losses, item and token counts, parameters). No merged copy of the base is written: the
+card's ``path`` is the base's weights, its ``adapter`` this adapter and its fingerprint the base's fingerprint
+combined with the adapter's digest (:func:`mocoflow.models.adapter_card`); engines merge the adapter into the base
+in memory when they load the model (:func:`mocoflow.engines.loader.derived_weights`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -237,24 +238,9 @@ def _layer_targets(model: Any, params: LoraParams) -> dict[str, Any]:
     return {"target_modules": names, "layers_to_transform": list(range(n_layers - params.top_layers, n_layers))}
 
 
-def _stamp_adapter_digest(weights: Path, adapter: Path) -> None:
-    """Record the adapter's sha256 in the merged model's config.json. Model fingerprints hash config.json
-    whole but weight files only at their first and last MiB (mocoflow.models.model_fingerprint); a
-    specialist whose changed tensors all sit mid-file (e.g. ``top_layers``) would otherwise share its base's
-    fingerprint, and so its response-cache entries: its generations would be the base model's."""
-    from mocoflow.models import file_sha256
-
-    digest = hashlib.sha256()
-    for f in sorted(adapter.glob("adapter_*")):
-        digest.update(f.name.encode() + b"\0" + file_sha256(f).encode())
-    config_path = weights / "config.json"
-    config = json.loads(config_path.read_text())
-    config["mocoflow_lora_adapter_sha256"] = digest.hexdigest()
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
 def train_lora(base_path: Path, items: list[Item], out_dir: Path, params: LoraParams) -> TrainResult:
-    """Fine-tune ``base_path`` with LoRA on ``items``; save ``out_dir/adapter`` and merged ``weights``."""
+    """Fine-tune ``base_path`` with LoRA on ``items``; save the peft adapter in ``out_dir/adapter`` (no merged
+    copy of the base: the engines merge the adapter into the base in memory when they load the model)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -298,20 +284,17 @@ def train_lora(base_path: Path, items: list[Item], out_dir: Path, params: LoraPa
             losses.append(float(loss.detach()))
             if step % 10 == 0 or step == params.steps - 1:
                 log.info("lora step %d/%d loss %.4f", step + 1, params.steps, losses[-1])
-    model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
-    adapter, weights = out_dir / "adapter", out_dir / "weights"
+    adapter = out_dir / "adapter"
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".train-") as tmp:
         model.save_pretrained(str(Path(tmp) / "adapter"))
-        merged = model.merge_and_unload()
-        merged.save_pretrained(str(Path(tmp) / "weights"), safe_serialization=True)
-        tokenizer.save_pretrained(str(Path(tmp) / "weights"))
-        _stamp_adapter_digest(Path(tmp) / "weights", Path(tmp) / "adapter")
-        for name in ("adapter", "weights"):
-            if (out_dir / name).exists():
-                shutil.rmtree(out_dir / name)
-            os.replace(Path(tmp) / name, out_dir / name)
-    return TrainResult(weights=weights, adapter=adapter, losses=losses, seconds=time.perf_counter() - start,
+        if adapter.exists():
+            shutil.rmtree(adapter)
+        os.replace(Path(tmp) / "adapter", adapter)
+    stale = out_dir / "weights"  # a merged full copy written by an earlier version: the adapter replaces it
+    if stale.is_dir():
+        shutil.rmtree(stale)
+    return TrainResult(weights=base_path, adapter=adapter, losses=losses, seconds=time.perf_counter() - start,
                        n_items=len(pairs), n_tokens=n_tokens)
 
 
@@ -326,6 +309,9 @@ def resolve_base(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
         if card is None:
             raise FileNotFoundError(f"model {name!r}: no card for base model {spec['base']!r} (looked at "
                                     f"{', '.join(map(str, candidates))}); build it first")
+        if json.loads(card.read_text()).get("adapter"):
+            raise ValueError(f"model {name!r}: base {spec['base']!r} is itself a LoRA adapter; train on its base "
+                             "model instead (adapters of adapters are not stored)")
         path = card_weights(card)
     else:
         raise ValueError(f"model {name!r}: source 'lora' needs 'base' (a model name) or 'base_path'")
@@ -384,8 +370,8 @@ def drop_evaluated(name: str, spec: dict[str, Any], items: list[Item], cache_dir
 
 
 def lora_source(name: str, spec: dict[str, Any], out_dir: Path) -> Path:
-    """The ``lora`` model source: build the model ``name`` into ``out_dir``; return the merged weights folder."""
-    out_dir = Path(out_dir)
+    """The ``lora`` model source: build the model ``name`` into ``out_dir`` (``adapter/`` and ``train.json``);
+    return the base's weights folder, which the card records as the path its adapter is applied to."""
     base = resolve_base(name, spec, out_dir)
     params = LoraParams.from_spec(spec)
     cache = default_cache_dir(spec) / "tasks"

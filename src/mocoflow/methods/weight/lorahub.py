@@ -79,10 +79,14 @@ class LoraHub(MergeMethod):
 
         def signature(c: dict) -> tuple:  # peft writes target_modules from a set: compare as a set
             targets = c.get("target_modules")
-            return c.get("r"), c.get("lora_alpha"), sorted(targets) if isinstance(targets, list) else targets
+            layers = c.get("layers_to_transform")
+            return (c.get("r"), c.get("lora_alpha"), sorted(targets) if isinstance(targets, list) else targets,
+                    sorted(layers) if isinstance(layers, list) else layers)
 
         if any(signature(c) != signature(configs[0]) for c in configs):
-            raise MethodError("lorahub: adapters must share rank, alpha and target modules")
+            shown = {r.name: signature(c) for r, c in zip(pool, configs, strict=True)}
+            raise MethodError("lorahub: adapters must share rank, alpha, target modules and adapted layers (a "
+                              f"specialist's top_layers); (r, alpha, targets, layers) per model: {shown}")
         return found[0][1], [a for a, _b in found]
 
     def _states(self, adapters: list[Path]) -> list[dict[str, Any]]:
