@@ -97,6 +97,9 @@ def test_win_share_counts_settings_with_positive_gain(scores):
     assert w.loc["all", "win_share"] == pytest.approx(0.5) and w.loc["all", "n_settings"] == 4
     assert w.loc["Y", "max_gain"] == pytest.approx(0.4)
     assert w.loc["X", "mean_gain"] == pytest.approx(0.25)
+    # Wilson 95 % interval of 1/2 and 2/4 (hand-computed: centre (p + z^2/2n) / (1 + z^2/n))
+    assert w.loc["X", ["win_share_ci_lo", "win_share_ci_hi"]].tolist() == pytest.approx([0.0945, 0.9055], abs=1e-4)
+    assert w.loc["all", ["win_share_ci_lo", "win_share_ci_hi"]].tolist() == pytest.approx([0.1500, 0.8500], abs=1e-4)
 
 
 def test_renderings_contain_every_row(scores):
@@ -130,6 +133,9 @@ def test_emergence_and_reverse(scores):
     # X over both tasks: emergent 2 of 2 unsolved; lost 2 of 5 single-solved
     assert r.loc["X", "emergence_share"] == pytest.approx(1.0)
     assert r.loc["X", "loss_share"] == pytest.approx(0.4)
+    # Wilson 95 % intervals: 2/2 emergent -> [0.342, 1]; 2/5 lost -> [0.118, 0.769]
+    assert r.loc["X", ["emergence_ci_lo", "emergence_ci_hi"]].tolist() == pytest.approx([0.3424, 1.0], abs=1e-4)
+    assert r.loc["X", ["loss_ci_lo", "loss_ci_hi"]].tolist() == pytest.approx([0.1176, 0.7693], abs=1e-4)
 
 
 def test_emergence_share_is_nan_without_unsolved_items():
@@ -137,6 +143,7 @@ def test_emergence_share_is_nan_without_unsolved_items():
     em = emergence_table(runs, singles, POOLS, METHODS, {})
     row = em[em["scope"] == "setting"].iloc[0]
     assert row["n_unsolved"] == 0 and np.isnan(row["emergence_share"]) and row["loss_share"] == 0.5
+    assert np.isnan(row["emergence_ci_lo"]) and np.isnan(row["emergence_ci_hi"])
 
 
 def test_seeds_are_averaged_per_item_before_statistics():

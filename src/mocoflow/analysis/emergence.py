@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mocoflow.analysis.stats import item_means
+from mocoflow.analysis.stats import item_means, wilson_ci
 
 COUNTS = ["n_items", "n_single_solved", "n_unsolved", "emergent", "lost"]
 COLUMNS = [
@@ -18,7 +18,11 @@ COLUMNS = [
     "domain",
     *COUNTS,
     "emergence_share",
+    "emergence_ci_lo",
+    "emergence_ci_hi",
     "loss_share",
+    "loss_ci_lo",
+    "loss_ci_hi",
     "oracle_score",
     "score",
 ]
@@ -74,6 +78,8 @@ def _shares(df: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         df["emergence_share"] = df["emergent"] / df["n_unsolved"].replace(0, np.nan)
         df["loss_share"] = df["lost"] / df["n_single_solved"].replace(0, np.nan)
+        df["emergence_ci_lo"], df["emergence_ci_hi"] = wilson_ci(df["emergent"], df["n_unsolved"])
+        df["loss_ci_lo"], df["loss_ci_hi"] = wilson_ci(df["lost"], df["n_single_solved"])
         df["oracle_score"] = df["n_single_solved"] / df["n_items"]
         df["score"] = df["_solved"] / df["n_items"]
     return df
@@ -89,7 +95,9 @@ def emergence_table(
     """Emergence rows at four scopes (column ``scope``): ``setting`` (run x pool x task), ``domain`` (run x
     task domain, pooled over pools and tasks), ``run`` (all of a run's settings) and ``domain_all_runs``
     (every run's settings in a domain, run = "all"). Shares are pooled over items (micro-averages):
-    emergence_share = emergent / n_unsolved, loss_share = lost / n_single_solved; oracle_score is the share of
+    emergence_share = emergent / n_unsolved, loss_share = lost / n_single_solved, each with its Wilson 95 %
+    interval (``*_ci_lo``/``*_ci_hi``; items counted as independent draws, which pooled scopes that count an
+    item once per run overstate); oracle_score is the share of
     items some pool member solves, score the system's share of solved items."""
     counts = emergence_counts(runs, singles, pools, methods, domains)
     if counts.empty:

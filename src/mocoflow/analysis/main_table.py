@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mocoflow.analysis.stats import DEFAULT_BOOT, bootstrap_mean_ci, item_means, paired_bootstrap_ci
+from mocoflow.analysis.stats import DEFAULT_BOOT, bootstrap_mean_ci, item_means, paired_bootstrap_ci, wilson_ci
 
 COST_AGG = {
     "generated_tokens": "sum",
@@ -165,8 +165,8 @@ def main_table(
 
 def win_share(table: pd.DataFrame) -> pd.DataFrame:
     """Per run: the (pool, task) settings it ran on, how many it beats the best single model in (gain > 0, and
-    with the CI above 0), their share, and the mean and max gain; a last row ``all`` pools every run's
-    settings."""
+    with the CI above 0), their share with its Wilson 95 % interval (settings counted as independent draws),
+    and the mean and max gain; a last row ``all`` pools every run's settings."""
     cols = [
         "run",
         "method",
@@ -174,6 +174,8 @@ def win_share(table: pd.DataFrame) -> pd.DataFrame:
         "n_settings",
         "wins",
         "win_share",
+        "win_share_ci_lo",
+        "win_share_ci_hi",
         "significant_wins",
         "mean_gain",
         "max_gain",
@@ -197,7 +199,9 @@ def win_share(table: pd.DataFrame) -> pd.DataFrame:
         for run, g in table.groupby("run", sort=True)
     ]
     rows.append({"run": "all", "method": "", "level": "", **summarise(table)})
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols)
+    out["win_share_ci_lo"], out["win_share_ci_hi"] = wilson_ci(out["wins"], out["n_settings"])
+    return out
 
 
 def _fmt(v: object, digits: int) -> str:
@@ -270,7 +274,8 @@ MAIN_VIEW = [
     "gain_ci_hi",
     "degenerate",
 ]
-WIN_VIEW = ["run", "level", "n_settings", "wins", "win_share", "significant_wins", "mean_gain", "max_gain"]
+WIN_VIEW = ["run", "level", "n_settings", "wins", "win_share", "win_share_ci_lo", "win_share_ci_hi",
+            "significant_wins", "mean_gain", "max_gain"]
 
 
 def render_markdown(table: pd.DataFrame, wins: pd.DataFrame) -> str:

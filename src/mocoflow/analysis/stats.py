@@ -40,6 +40,25 @@ def bootstrap_mean_ci(
     return float(x.mean()), float(lo), float(hi)
 
 
+def wilson_ci(k: Sequence[float] | np.ndarray, n: Sequence[float] | np.ndarray, *, alpha: float = DEFAULT_ALPHA
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score ``1 - alpha`` interval of the proportions ``k / n`` (element-wise; NaN where ``n`` is 0).
+    Used for shares of counts (settings won, unsolved items solved), where the bootstrap over a handful of
+    settings would be degenerate; it treats the counted units as independent draws."""
+    from scipy.stats import norm
+
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    z = float(norm.ppf(1 - alpha / 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    lo, hi = np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+    empty = ~(n > 0)
+    lo[empty], hi[empty] = np.nan, np.nan
+    return lo, hi
+
+
 def paired_bootstrap_ci(
     a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, **kw
 ) -> tuple[float, float, float]:
