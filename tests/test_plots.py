@@ -221,6 +221,8 @@ def test_efficiency_legend_groups_runs_by_level(tmp_path, monkeypatch):
          "n_items": 40, "score": 0.5, "flops": 1e9 * (i + 1)}
         for lv, n in levels.items() for i in range(n)
     ] + [{"kind": "model", "run": "m", "method": "single model", "level": "", "pool": "p", "task": "t",
+          "n_items": 40, "score": 0.4, "flops": 1e9},
+         {"kind": "system", "run": "single", "method": "single", "level": "baseline", "pool": "p", "task": "t",
           "n_items": 40, "score": 0.4, "flops": 1e9}]
     seen = {}
     original = matplotlib.figure.Figure.savefig
@@ -237,6 +239,8 @@ def test_efficiency_legend_groups_runs_by_level(tmp_path, monkeypatch):
     labels = [t.get_text() for t in texts]
     bold = [t.get_text() for t in texts if t.get_fontweight() == "bold"]
     assert bold == ["reference", "api level", "text level", "logit level", "weight level"]
+    assert labels[1:4] == ["single model", "Pareto front", "single"]  # baseline runs sit with the references
+    assert seen["legend"]._ncols == 5  # one column per group, so no group wraps into another's column
     for lv, n in levels.items():
         start = labels.index(f"{lv} level")
         assert labels[start + 1 : start + 1 + n] == sorted(f"{lv}{i}" for i in range(n))

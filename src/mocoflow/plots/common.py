@@ -99,7 +99,7 @@ def level_styles(levels: dict[str, str]) -> tuple[list[str], dict[str, object], 
     return runs, palette, markers
 
 
-def grouped_legend(fig, groups: dict[str, list[tuple[object, str]]], *, ncol_max: int = 5) -> None:
+def grouped_legend(fig, groups: dict[str, list[tuple[object, str]]]) -> None:
     """One legend column per group, its name in bold on top (e.g. a column per collaboration level), placed
     under the figure. ``groups``: header -> [(handle, label)]. Columns are padded to one height so each group
     stays in its own column."""
@@ -117,8 +117,7 @@ def grouped_legend(fig, groups: dict[str, list[tuple[object, str]]], *, ncol_max
         headers.add(len(labels))
         handles += [h for h, _ in column]
         labels += [lab for _, lab in column]
-    ncol = min(len(groups), ncol_max)
-    legend = fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol,
+    legend = fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(groups),
                         frameon=False, fontsize="x-small", handletextpad=0.3, columnspacing=1.2)
     for i, text in enumerate(legend.get_texts()):
         if i in headers:

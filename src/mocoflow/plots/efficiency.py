@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mocoflow.analysis.pools import PREFIX as SCALING_PREFIX
-from mocoflow.plots.common import empty, grouped_legend, level_styles, pyplot, save, settings
+from mocoflow.plots.common import LEVELS, empty, grouped_legend, level_styles, pyplot, save, settings
 
 COST_LABELS = {
     "generated_tokens": "generated tokens (incl. shared generations)",
@@ -109,9 +109,10 @@ def plot_efficiency(table: pd.DataFrame, out_paths: list[Path], params: dict[str
     groups: dict[str, list[tuple[object, str]]] = {
         "reference": [(seen[lab], lab) for lab in ("single model", "Pareto front") if lab in seen]
     }
-    for run in runs:
+    for run in runs:  # baseline runs (single, ...) sit with the single models
         if run in seen:
-            groups.setdefault(f"{levels[run]} level", []).append((seen[run], run))
+            header = f"{levels[run]} level" if levels[run] in LEVELS else "reference"
+            groups.setdefault(header, []).append((seen[run], run))
     grouped_legend(fig, groups)
     fig.tight_layout()
     save(fig, out_paths, int(opts["dpi"]))
