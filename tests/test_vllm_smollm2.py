@@ -57,6 +57,7 @@ def _report(key: str, value: Any) -> None:
 def weights() -> Path:
     import yaml
 
+    from mocoflow.models import card_weights
     from mocoflow.stages.build_model import build_model
 
     card = Path(os.environ.get("MOCOFLOW_SMOLLM2_CARD", REPO / "results" / "models" / "smollm2" / "card.json"))
@@ -66,7 +67,7 @@ def weights() -> Path:
         build_model("smollm2", spec, card)
     if REPORT.exists():
         REPORT.unlink()
-    return Path(json.loads(card.read_text())["path"])
+    return card_weights(card)  # the card's path is relative to its folder (results can move)
 
 
 @pytest.fixture(scope="module")
