@@ -124,11 +124,6 @@ def grouped_legend(fig, groups: dict[str, list[tuple[object, str]]]) -> None:
             text.set_fontweight("bold")
 
 
-def run_markers(runs: list[str]) -> dict[str, str]:
-    """A marker per run, so runs that share a similar hue still differ."""
-    return {run: MARKERS[i % len(MARKERS)] for i, run in enumerate(runs)}
-
-
 def annotated_heatmap(ax, values, labels, *, cmap: str, vmin: float, vmax: float, cbar_label: str,
                       center: float | None = None) -> None:
     """A seaborn heatmap with a text label per cell (empty where there is no value), row names as y ticks
